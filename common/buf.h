@@ -1,0 +1,34 @@
+/*  buf.h: a growable byte buffer, reused across messages so the hot path
+ *  does not allocate once it has warmed up.
+ *
+ *  Appending never fails silently: a failed allocation sets oom, later
+ *  appends become no-ops, and buf_ok() tells the caller once at the end.
+ */
+#ifndef TC_BUF_H
+#define TC_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom; /* set when an allocation failed */
+} buf_t;
+
+void buf_init(buf_t *b);
+void buf_free(buf_t *b);
+/*  Empties the buffer and clears oom; keeps the memory. */
+void buf_reset(buf_t *b);
+/*  Makes room for extra more bytes. 0, or -1 (and oom) on failure. */
+int buf_reserve(buf_t *b, size_t extra);
+void buf_append(buf_t *b, const void *p, size_t n);
+void buf_append_str(buf_t *b, const char *s);
+void buf_append_char(buf_t *b, char c);
+void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*  1 if every append so far succeeded. */
+int buf_ok(const buf_t *b);
+
+#endif

@@ -1,0 +1,120 @@
+/*  event.h: the task event, validated exactly as the contract says
+ *  (docs/protocol.md, ../DESIGN "The contract").
+ *
+ *  Worker -> broker: a msgpack map with string keys task_id, user_id,
+ *  status, and optionally progress, message, data, ts, producer + pseq.
+ *  Broker -> gateway ("published" form): the same map without producer/pseq,
+ *  with ts always set and seq (per-user, from 1) and epoch added.
+ *
+ *  event_decode() never allocates: text fields point into the input buffer,
+ *  data is the raw msgpack span of the "data" value. Every rejection has a
+ *  stable code (EVENT_E_*) and one human sentence.
+ */
+#ifndef TC_EVENT_H
+#define TC_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "mpread.h"
+
+#define EVENT_TASK_ID_MAX 128   /* bytes */
+#define EVENT_USER_ID_MAX 64    /* bytes of [A-Za-z0-9_.-] */
+#define EVENT_MESSAGE_MAX 4096  /* bytes of UTF-8 */
+#define EVENT_DATA_MAX 65536    /* bytes of encoded msgpack */
+#define EVENT_PRODUCER_MAX 128  /* bytes, printable */
+#define EVENT_EPOCH_MAX 64      /* bytes, printable */
+#define EVENT_DEPTH_MAX 32      /* containers nested inside data */
+/*  Largest event message the broker reads; bigger ones are answered with
+ *  too_large. */
+#define EVENT_WIRE_MAX (EVENT_DATA_MAX + EVENT_MESSAGE_MAX + 2048)
+
+/*  Stable error codes (part of the public contract, docs/protocol.md). */
+#define EVENT_E_MALFORMED "malformed"             /* not one complete msgpack item */
+#define EVENT_E_NOT_A_MAP "not_a_map"             /* top level is not a map */
+#define EVENT_E_MISSING_FIELD "missing_field"     /* required key absent */
+#define EVENT_E_WRONG_TYPE "wrong_type"           /* key present, value of the wrong type */
+#define EVENT_E_INVALID_VALUE "invalid_value"     /* right type, value not allowed */
+#define EVENT_E_TOO_LARGE "too_large"             /* a field or the message is over its limit */
+#define EVENT_E_UNKNOWN_FIELD "unknown_field"     /* a key the contract does not define */
+#define EVENT_E_DUPLICATE_FIELD "duplicate_field" /* a key given twice */
+#define EVENT_E_INVALID_UTF8 "invalid_utf8"       /* text that is not UTF-8 */
+
+typedef enum {
+    EVENT_QUEUED = 0,
+    EVENT_RUNNING,
+    EVENT_SUCCEEDED,
+    EVENT_FAILED,
+    EVENT_CANCELLED
+} event_status_t;
+
+typedef enum {
+    EVENT_FROM_WORKER, /* worker form: seq/epoch are unknown fields */
+    EVENT_FROM_BROKER  /* published form: seq, epoch, ts required */
+} event_origin_t;
+
+typedef struct event_text {
+    const char *p; /* not NUL-terminated; points into the decoded buffer */
+    uint32_t len;
+} event_text_t;
+
+typedef struct event {
+    event_text_t task_id;
+    event_text_t user_id;
+    event_status_t status;
+    int has_progress;
+    mp_value_t progress; /* MP_UINT, MP_INT or MP_FLOAT, within 0..100 */
+    int has_message;
+    event_text_t message;
+    const uint8_t *data; /* raw msgpack of the "data" value, NULL if absent */
+    uint32_t data_len;
+    int has_ts;
+    int64_t ts; /* ms since the Unix epoch, >= 0 */
+    int has_producer; /* producer and pseq come together */
+    event_text_t producer;
+    uint64_t pseq;
+    uint64_t seq;       /* published form only, >= 1 */
+    event_text_t epoch; /* published form only */
+} event_t;
+
+typedef struct event_error {
+    const char *code; /* one of EVENT_E_* */
+    char detail[200]; /* one sentence naming the field and the rule */
+} event_error_t;
+
+/*  Decodes and validates one event. Returns 0, or -1 with err filled. */
+int event_decode(event_t *ev, const void *buf, size_t len, event_origin_t origin,
+                 event_error_t *err);
+
+/*  "queued", "running", ... */
+const char *event_status_name(event_status_t status);
+/*  1 for succeeded, failed, cancelled. */
+int event_status_is_terminal(event_status_t status);
+
+/*  Appends the published form of ev to out with msgpack-c: task_id, user_id,
+ *  status, progress, message, data (raw bytes copied), ts, seq, epoch.
+ *  producer/pseq are not forwarded. Returns 0, or -1 if out ran out of
+ *  memory. */
+int event_pack_published(const event_t *ev, int64_t ts, uint64_t seq, const char *epoch,
+                         size_t epoch_len, buf_t *out);
+
+/*  Appends the browser frame
+ *    {"type":"task","seq":S,"task_id":..,"status":..,"progress":..,
+ *     "message":..,"data":..,"ts":..}
+ *  (absent optional fields omitted; data converted exactly: integers stay
+ *  integers up to 64 bits, floats keep a fraction or exponent, binary becomes
+ *  a standard base64 string, integer map keys become decimal strings).
+ *  ev must come from event_decode(). Returns 0, or -1 on out of memory. */
+int event_render_json(const event_t *ev, buf_t *out);
+
+/*  Appends s as a JSON string literal (quotes and escapes). s must be UTF-8. */
+void event_json_string(buf_t *out, const char *s, size_t len);
+
+/*  1 if the bytes are valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+int event_utf8_valid(const char *s, size_t len);
+
+/*  1 if the bytes are a valid user id: 1..64 of [A-Za-z0-9_.-]. */
+int event_user_id_valid(const char *s, size_t len);
+
+#endif
