@@ -22,8 +22,7 @@ cfg_value(const cfg_opt_t *opts, size_t n, const char *flag)
 }
 
 int
-cfg_parse(cfg_opt_t *opts, size_t n, int argc, char **argv, int first, char *err,
-          size_t errlen)
+cfg_parse(cfg_opt_t *opts, size_t n, int argc, char **argv, int first, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
         const char *env = opts[i].env ? getenv(opts[i].env) : NULL;
@@ -68,8 +67,7 @@ cfg_parse(cfg_opt_t *opts, size_t n, int argc, char **argv, int first, char *err
 }
 
 void
-cfg_print_help(FILE *out, const char *usage, const char *summary, const cfg_opt_t *opts,
-               size_t n)
+cfg_print_help(FILE *out, const char *usage, const char *summary, const cfg_opt_t *opts, size_t n)
 {
     fprintf(out, "usage: %s\n\n%s\n\noptions:\n", usage, summary);
     for (size_t i = 0; i < n; i++) {

@@ -26,13 +26,13 @@ enum { CFG_OK = 0, CFG_HELP = 1, CFG_ERROR = -1 };
 /*  Resolves every option from argv[first..argc) and the environment.
  *  Returns CFG_OK, CFG_HELP if --help or -h was given, or CFG_ERROR with a
  *  sentence in err. */
-int cfg_parse(cfg_opt_t *opts, size_t n, int argc, char **argv, int first,
-              char *err, size_t errlen);
+int cfg_parse(cfg_opt_t *opts, size_t n, int argc, char **argv, int first, char *err,
+              size_t errlen);
 
 /*  Prints "usage: PROG [options]", the summary and one line per option with
  *  its variable and default. */
-void cfg_print_help(FILE *out, const char *usage, const char *summary,
-                    const cfg_opt_t *opts, size_t n);
+void cfg_print_help(FILE *out, const char *usage, const char *summary, const cfg_opt_t *opts,
+                    size_t n);
 
 /*  Looks an option up by flag name; NULL if absent from the table. */
 const cfg_opt_t *cfg_find(const cfg_opt_t *opts, size_t n, const char *flag);

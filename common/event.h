@@ -19,27 +19,27 @@
 #include "buf.h"
 #include "mpread.h"
 
-#define EVENT_TASK_ID_MAX 128   /* bytes */
-#define EVENT_USER_ID_MAX 64    /* bytes of [A-Za-z0-9_.-] */
-#define EVENT_MESSAGE_MAX 4096  /* bytes of UTF-8 */
-#define EVENT_DATA_MAX 65536    /* bytes of encoded msgpack */
-#define EVENT_PRODUCER_MAX 128  /* bytes, printable */
-#define EVENT_EPOCH_MAX 64      /* bytes, printable */
-#define EVENT_DEPTH_MAX 32      /* containers nested inside data */
+#define EVENT_TASK_ID_MAX  128   /* bytes */
+#define EVENT_USER_ID_MAX  64    /* bytes of [A-Za-z0-9_.-] */
+#define EVENT_MESSAGE_MAX  4096  /* bytes of UTF-8 */
+#define EVENT_DATA_MAX     65536 /* bytes of encoded msgpack */
+#define EVENT_PRODUCER_MAX 128   /* bytes, printable */
+#define EVENT_EPOCH_MAX    64    /* bytes, printable */
+#define EVENT_DEPTH_MAX    32    /* containers nested inside data */
 /*  Largest event message the broker reads; bigger ones are answered with
  *  too_large. */
 #define EVENT_WIRE_MAX (EVENT_DATA_MAX + EVENT_MESSAGE_MAX + 2048)
 
 /*  Stable error codes (part of the public contract, docs/protocol.md). */
-#define EVENT_E_MALFORMED "malformed"             /* not one complete msgpack item */
-#define EVENT_E_NOT_A_MAP "not_a_map"             /* top level is not a map */
-#define EVENT_E_MISSING_FIELD "missing_field"     /* required key absent */
-#define EVENT_E_WRONG_TYPE "wrong_type"           /* key present, value of the wrong type */
-#define EVENT_E_INVALID_VALUE "invalid_value"     /* right type, value not allowed */
-#define EVENT_E_TOO_LARGE "too_large"             /* a field or the message is over its limit */
-#define EVENT_E_UNKNOWN_FIELD "unknown_field"     /* a key the contract does not define */
+#define EVENT_E_MALFORMED       "malformed"       /* not one complete msgpack item */
+#define EVENT_E_NOT_A_MAP       "not_a_map"       /* top level is not a map */
+#define EVENT_E_MISSING_FIELD   "missing_field"   /* required key absent */
+#define EVENT_E_WRONG_TYPE      "wrong_type"      /* key present, value of the wrong type */
+#define EVENT_E_INVALID_VALUE   "invalid_value"   /* right type, value not allowed */
+#define EVENT_E_TOO_LARGE       "too_large"       /* a field or the message is over its limit */
+#define EVENT_E_UNKNOWN_FIELD   "unknown_field"   /* a key the contract does not define */
 #define EVENT_E_DUPLICATE_FIELD "duplicate_field" /* a key given twice */
-#define EVENT_E_INVALID_UTF8 "invalid_utf8"       /* text that is not UTF-8 */
+#define EVENT_E_INVALID_UTF8    "invalid_utf8"    /* text that is not UTF-8 */
 
 typedef enum {
     EVENT_QUEUED = 0,
@@ -70,7 +70,7 @@ typedef struct event {
     const uint8_t *data; /* raw msgpack of the "data" value, NULL if absent */
     uint32_t data_len;
     int has_ts;
-    int64_t ts; /* ms since the Unix epoch, >= 0 */
+    int64_t ts;       /* ms since the Unix epoch, >= 0 */
     int has_producer; /* producer and pseq come together */
     event_text_t producer;
     uint64_t pseq;

@@ -34,7 +34,7 @@ typedef struct json_tok {
 
 #define JSON_E_SYNTAX -1 /* not valid JSON (or trailing bytes) */
 #define JSON_E_TOKENS -2 /* more tokens than max_toks */
-#define JSON_E_DEPTH -3  /* nested deeper than max_depth */
+#define JSON_E_DEPTH  -3 /* nested deeper than max_depth */
 
 /*  Parses exactly one JSON value (surrounding whitespace allowed). Returns
  *  the number of tokens used (>= 1), or a JSON_E_* code. */

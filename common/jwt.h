@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JWT_SECRET_MIN 32     /* bytes, RFC 7518 section 3.2 */
-#define JWT_TOKEN_MAX 4096    /* longer tokens are rejected as malformed */
-#define JWT_SUB_MAX 255       /* bytes of sub kept */
-#define JWT_IAT_SKEW_S 60     /* iat may be this far in the future (clock skew) */
+#define JWT_SECRET_MIN 32   /* bytes, RFC 7518 section 3.2 */
+#define JWT_TOKEN_MAX  4096 /* longer tokens are rejected as malformed */
+#define JWT_SUB_MAX    255  /* bytes of sub kept */
+#define JWT_IAT_SKEW_S 60   /* iat may be this far in the future (clock skew) */
 
 typedef struct jwt_keys {
     unsigned char *secret; /* HS256 key bytes (owned), NULL if not configured */
@@ -28,23 +28,23 @@ typedef struct jwt_keys {
 
 typedef enum {
     JWT_OK = 0,
-    JWT_MISSING,        /* "missing token" */
-    JWT_MALFORMED,      /* "malformed token" (structure, base64url, JSON) */
-    JWT_BAD_ALG,        /* "token algorithm not accepted" (none, mismatch, unknown) */
-    JWT_BAD_SIGNATURE,  /* "bad token signature" */
-    JWT_EXPIRED,        /* "token expired" */
-    JWT_NOT_YET_VALID,  /* "token not yet valid" (nbf, or iat in the future) */
-    JWT_MISSING_EXP,    /* "token has no exp claim" */
-    JWT_BAD_CLAIMS      /* "token claims invalid" (sub missing/not a string, bad types) */
+    JWT_MISSING,       /* "missing token" */
+    JWT_MALFORMED,     /* "malformed token" (structure, base64url, JSON) */
+    JWT_BAD_ALG,       /* "token algorithm not accepted" (none, mismatch, unknown) */
+    JWT_BAD_SIGNATURE, /* "bad token signature" */
+    JWT_EXPIRED,       /* "token expired" */
+    JWT_NOT_YET_VALID, /* "token not yet valid" (nbf, or iat in the future) */
+    JWT_MISSING_EXP,   /* "token has no exp claim" */
+    JWT_BAD_CLAIMS     /* "token claims invalid" (sub missing/not a string, bad types) */
 } jwt_status_t;
 
 typedef struct jwt_claims {
     char sub[JWT_SUB_MAX + 1]; /* NUL-terminated */
     size_t sub_len;
-    int64_t exp;          /* seconds since the Unix epoch */
+    int64_t exp; /* seconds since the Unix epoch */
     int has_nbf, has_iat;
     int64_t nbf, iat;
-    int admin;            /* role == "admin" */
+    int admin; /* role == "admin" */
 } jwt_claims_t;
 
 /*  Sets up keys from configuration text: secret is the raw bytes of the value
@@ -69,7 +69,7 @@ const char *jwt_status_message(jwt_status_t status);
 /*  Mints an HS256 token for sub, expiring at exp (seconds), issued at iat,
  *  with "role":"admin" if admin. out must hold at least 1024 bytes; sub must
  *  be at most 255 bytes. Returns the token length, or -1. */
-int jwt_sign_hs256(const unsigned char *secret, size_t secret_len, const char *sub,
-                   int64_t iat, int64_t exp, int admin, char *out, size_t outlen);
+int jwt_sign_hs256(const unsigned char *secret, size_t secret_len, const char *sub, int64_t iat,
+                   int64_t exp, int admin, char *out, size_t outlen);
 
 #endif

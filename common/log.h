@@ -12,16 +12,11 @@
 
 #include <stddef.h>
 
-typedef enum {
-    LOG_ERROR = 0,
-    LOG_WARN = 1,
-    LOG_INFO = 2,
-    LOG_DEBUG = 3
-} log_level_t;
+typedef enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } log_level_t;
 
 typedef struct log {
-    const char *name;   /* program name shown on every line */
-    log_level_t level;  /* lines above this level are dropped */
+    const char *name;  /* program name shown on every line */
+    log_level_t level; /* lines above this level are dropped */
 } log_t;
 
 /*  Parses "error", "warn", "info" or "debug". Returns 0, or -1 if unknown. */
@@ -43,12 +38,12 @@ void log_write(const log_t *lg, log_level_t level, const char *fmt, ...)
 size_t log_redact_tokens(char *text);
 
 #define log_error(lg, ...) log_write((lg), LOG_ERROR, __VA_ARGS__)
-#define log_warn(lg, ...) log_write((lg), LOG_WARN, __VA_ARGS__)
-#define log_info(lg, ...) log_write((lg), LOG_INFO, __VA_ARGS__)
-#define log_debug(lg, ...)                                                   \
-    do {                                                                     \
-        if (log_enabled((lg), LOG_DEBUG))                                    \
-            log_write((lg), LOG_DEBUG, __VA_ARGS__);                         \
+#define log_warn(lg, ...)  log_write((lg), LOG_WARN, __VA_ARGS__)
+#define log_info(lg, ...)  log_write((lg), LOG_INFO, __VA_ARGS__)
+#define log_debug(lg, ...)                                                                         \
+    do {                                                                                           \
+        if (log_enabled((lg), LOG_DEBUG))                                                          \
+            log_write((lg), LOG_DEBUG, __VA_ARGS__);                                               \
     } while (0)
 
 #endif

@@ -16,14 +16,14 @@
 typedef enum {
     MP_NIL,
     MP_BOOL,
-    MP_UINT,   /* non-negative integer: v.u */
-    MP_INT,    /* negative integer: v.i */
-    MP_FLOAT,  /* float 32 or 64, widened: v.f */
-    MP_STR,    /* v.s (not NUL-terminated, points into the input) */
-    MP_BIN,    /* v.s */
-    MP_ARRAY,  /* v.n elements follow */
-    MP_MAP,    /* v.n key/value pairs follow */
-    MP_EXT     /* v.ext */
+    MP_UINT,  /* non-negative integer: v.u */
+    MP_INT,   /* negative integer: v.i */
+    MP_FLOAT, /* float 32 or 64, widened: v.f */
+    MP_STR,   /* v.s (not NUL-terminated, points into the input) */
+    MP_BIN,   /* v.s */
+    MP_ARRAY, /* v.n elements follow */
+    MP_MAP,   /* v.n key/value pairs follow */
+    MP_EXT    /* v.ext */
 } mp_type_t;
 
 typedef struct mp_value {

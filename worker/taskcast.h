@@ -46,16 +46,16 @@ typedef struct tc_event {
     const char *message; /* NULL: none; <= 4 KiB UTF-8 */
     const void *data;    /* raw msgpack value (any type), NULL: none; <= 64 KiB */
     size_t data_len;
-    int64_t ts;          /* ms since the Unix epoch; 0: the broker stamps it */
+    int64_t ts; /* ms since the Unix epoch; 0: the broker stamps it */
 } tc_event_t;
 
 typedef struct tc_reply {
-    int ok;            /* 1: recorded and published (or a duplicate of one that was) */
-    uint64_t seq;      /* per-user sequence number the broker gave the event */
-    uint64_t pseq;     /* the idempotency sequence number this answer is for */
-    int duplicate;     /* 1: the broker had this (producer, pseq) already */
-    char error[32];    /* on rejection: the stable error code, e.g. "invalid_value" */
-    char detail[256];  /* on rejection: one human sentence */
+    int ok;           /* 1: recorded and published (or a duplicate of one that was) */
+    uint64_t seq;     /* per-user sequence number the broker gave the event */
+    uint64_t pseq;    /* the idempotency sequence number this answer is for */
+    int duplicate;    /* 1: the broker had this (producer, pseq) already */
+    char error[32];   /* on rejection: the stable error code, e.g. "invalid_value" */
+    char detail[256]; /* on rejection: one human sentence */
 } tc_reply_t;
 
 enum {

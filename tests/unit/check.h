@@ -13,25 +13,24 @@
 static int check_failures_;
 static int check_count_;
 
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        check_count_++;                                                       \
-        if (!(cond)) {                                                        \
-            check_failures_++;                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,  \
-                    #cond);                                                   \
-        }                                                                     \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        check_count_++;                                                                            \
+        if (!(cond)) {                                                                             \
+            check_failures_++;                                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_STR(got, want)                                                  \
-    do {                                                                      \
-        const char *g_ = (got), *w_ = (want);                                 \
-        check_count_++;                                                       \
-        if (!g_ || strcmp(g_, w_) != 0) {                                     \
-            check_failures_++;                                                \
-            fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__,    \
-                    __LINE__, g_ ? g_ : "(null)", w_);                        \
-        }                                                                     \
+#define CHECK_STR(got, want)                                                                       \
+    do {                                                                                           \
+        const char *g_ = (got), *w_ = (want);                                                      \
+        check_count_++;                                                                            \
+        if (!g_ || strcmp(g_, w_) != 0) {                                                          \
+            check_failures_++;                                                                     \
+            fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,                \
+                    g_ ? g_ : "(null)", w_);                                                       \
+        }                                                                                          \
     } while (0)
 
 static inline int
