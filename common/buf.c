@@ -88,3 +88,11 @@ buf_ok(const buf_t *b)
 {
     return !b->oom;
 }
+
+int
+buf_msgpack_write(void *data, const char *p, size_t n)
+{
+    buf_t *b = data;
+    buf_append(b, p, n);
+    return b->oom ? -1 : 0;
+}

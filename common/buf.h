@@ -31,4 +31,9 @@ void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2,
 /*  1 if every append so far succeeded. */
 int buf_ok(const buf_t *b);
 
+/*  A msgpack-c write callback appending to the buf_t passed as data:
+ *  msgpack_packer_init(&pk, &buf, buf_msgpack_write). Returns 0, or -1 once
+ *  the buffer is out of memory. */
+int buf_msgpack_write(void *data, const char *p, size_t n);
+
 #endif
