@@ -1,1 +1,718 @@
-/* placeholder: being written */
+/*  event.c: decoding and validating task events, and the published form.
+ *
+ *  event_decode() is one pass over the bytes: each known key is checked as it
+ *  is read, "data" is walked once (structure, depth, JSON rules) and kept as
+ *  a raw span. After the first field error the rest of the map is still
+ *  walked, only structurally, so that a damaged message is always reported
+ *  as malformed whatever it contains.
+ */
+#include "event.h"
+
+#include <math.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef enum {
+    S_F_TASK_ID,
+    S_F_USER_ID,
+    S_F_STATUS,
+    S_F_PROGRESS,
+    S_F_MESSAGE,
+    S_F_DATA,
+    S_F_TS,
+    S_F_PRODUCER,
+    S_F_PSEQ,
+    S_F_SEQ,
+    S_F_EPOCH,
+    S_F_UNKNOWN
+} s_field_t;
+
+static const char *const s_field_names[] = {"task_id", "user_id", "status", "progress",
+                                            "message", "data",    "ts",     "producer",
+                                            "pseq",    "seq",     "epoch"};
+
+static const char *const s_status_names[] = {"queued", "running", "succeeded", "failed",
+                                             "cancelled"};
+
+/*  Results of the field checks below. */
+#define S_OK        0
+#define S_BAD       -1 /* the value broke a rule: err is filled, the value was consumed */
+#define S_MALFORMED -2 /* the bytes are not well-formed msgpack */
+
+/*  How much of an unknown key the detail quotes. */
+#define S_QUOTE_MAX 40
+
+static void s_fail(event_error_t *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_fail(event_error_t *err, const char *code, const char *fmt, ...)
+{
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->detail, sizeof err->detail, fmt, ap);
+    va_end(ap);
+}
+
+/*  Writes at most S_QUOTE_MAX bytes of untrusted text into out as printable
+ *  ASCII: other bytes (and ' and \) become \xNN, a longer text ends in "...". */
+static void
+s_quote(char *out, size_t outlen, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t w = 0;
+    for (size_t i = 0; i < len && i < S_QUOTE_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+            if (w + 1 >= outlen)
+                break;
+            out[w++] = (char)c;
+        }
+        else {
+            if (w + 4 >= outlen)
+                break;
+            out[w++] = '\\';
+            out[w++] = 'x';
+            out[w++] = hex[c >> 4];
+            out[w++] = hex[c & 15];
+        }
+    }
+    if (len > S_QUOTE_MAX && w + 3 < outlen) {
+        memcpy(out + w, "...", 3);
+        w += 3;
+    }
+    out[w] = '\0';
+}
+
+static const char *
+s_type_name(mp_type_t t)
+{
+    switch (t) {
+    case MP_NIL:
+        return "nil";
+    case MP_BOOL:
+        return "a boolean";
+    case MP_UINT:
+    case MP_INT:
+        return "an integer";
+    case MP_FLOAT:
+        return "a float";
+    case MP_STR:
+        return "a string";
+    case MP_BIN:
+        return "binary";
+    case MP_ARRAY:
+        return "an array";
+    case MP_MAP:
+        return "a map";
+    case MP_EXT:
+        return "an extension type";
+    }
+    return "unknown";
+}
+
+/*  Walks count items without tracking depth: O(1) memory, one step per item.
+ *  A pending count larger than the bytes left can never be satisfied. */
+static int
+s_walk(mp_reader_t *r, uint64_t count)
+{
+    while (count > 0) {
+        mp_value_t v;
+        if (mp_read(r, &v) != 0)
+            return -1;
+        count--;
+        if (v.type == MP_ARRAY)
+            count += v.v.n;
+        else if (v.type == MP_MAP)
+            count += (uint64_t)v.v.n * 2;
+        if (count > mp_reader_left(r))
+            return -1;
+    }
+    return 0;
+}
+
+/*  After reading a value's header: walks a container's elements. */
+static int
+s_finish(mp_reader_t *r, const mp_value_t *v)
+{
+    if (v->type == MP_ARRAY)
+        return s_walk(r, v->v.n);
+    if (v->type == MP_MAP)
+        return s_walk(r, (uint64_t)v->v.n * 2);
+    return 0;
+}
+
+/*  Reports a value of the wrong type for field f (and consumes it). */
+static int
+s_wrong_type(mp_reader_t *r, const mp_value_t *v, s_field_t f, const char *want, event_error_t *err)
+{
+    if (s_finish(r, v) != 0)
+        return S_MALFORMED;
+    s_fail(err, EVENT_E_WRONG_TYPE, "field '%s' must be %s, not %s", s_field_names[f], want,
+           s_type_name(v->type));
+    return S_BAD;
+}
+
+int
+event_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        /* ASCII fast path, 8 bytes at a time. */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, sizeof w);
+            if (w & 0x8080808080808080ull)
+                break;
+            p += 8;
+        }
+        if (p == end)
+            break;
+        unsigned char c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n;
+        unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 2;
+        else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            if (c == 0xe0)
+                lo = 0xa0; /* overlong */
+            else if (c == 0xed)
+                hi = 0x9f; /* surrogates */
+        }
+        else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            if (c == 0xf0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        }
+        else
+            return 0; /* continuation byte, overlong 0xc0/0xc1, or 0xf5.. */
+        if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+            return 0;
+        for (size_t i = 2; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+        p += n;
+    }
+    return 1;
+}
+
+static int
+s_user_id_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+}
+
+int
+event_user_id_valid(const char *s, size_t len)
+{
+    if (len < 1 || len > EVENT_USER_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!s_user_id_char((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+const char *
+event_status_name(event_status_t status)
+{
+    if ((unsigned)status >= sizeof s_status_names / sizeof s_status_names[0])
+        return "unknown";
+    return s_status_names[status];
+}
+
+int
+event_status_is_terminal(event_status_t status)
+{
+    return status == EVENT_SUCCEEDED || status == EVENT_FAILED || status == EVENT_CANCELLED;
+}
+
+static s_field_t
+s_lookup(const char *p, uint32_t len, event_origin_t origin)
+{
+    s_field_t f = S_F_UNKNOWN;
+    switch (len) {
+    case 2:
+        f = memcmp(p, "ts", 2) == 0 ? S_F_TS : S_F_UNKNOWN;
+        break;
+    case 3:
+        f = memcmp(p, "seq", 3) == 0 ? S_F_SEQ : S_F_UNKNOWN;
+        break;
+    case 4:
+        f = memcmp(p, "data", 4) == 0   ? S_F_DATA
+            : memcmp(p, "pseq", 4) == 0 ? S_F_PSEQ
+                                        : S_F_UNKNOWN;
+        break;
+    case 5:
+        f = memcmp(p, "epoch", 5) == 0 ? S_F_EPOCH : S_F_UNKNOWN;
+        break;
+    case 6:
+        f = memcmp(p, "status", 6) == 0 ? S_F_STATUS : S_F_UNKNOWN;
+        break;
+    case 7:
+        f = memcmp(p, "task_id", 7) == 0   ? S_F_TASK_ID
+            : memcmp(p, "user_id", 7) == 0 ? S_F_USER_ID
+            : memcmp(p, "message", 7) == 0 ? S_F_MESSAGE
+                                           : S_F_UNKNOWN;
+        break;
+    case 8:
+        f = memcmp(p, "progress", 8) == 0   ? S_F_PROGRESS
+            : memcmp(p, "producer", 8) == 0 ? S_F_PRODUCER
+                                            : S_F_UNKNOWN;
+        break;
+    default:
+        break;
+    }
+    if (origin == EVENT_FROM_WORKER && (f == S_F_SEQ || f == S_F_EPOCH))
+        return S_F_UNKNOWN;
+    if (origin == EVENT_FROM_BROKER && (f == S_F_PRODUCER || f == S_F_PSEQ))
+        return S_F_UNKNOWN;
+    return f;
+}
+
+/*  1 if every byte is printable ASCII without space (0x21..0x7e). */
+static int
+s_printable(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+static int
+s_has_control(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 1;
+    return 0;
+}
+
+/*  A string field of min..max bytes (min is 0 or 1). */
+static int
+s_text(mp_reader_t *r, const mp_value_t *v, s_field_t f, uint32_t min, uint32_t max,
+       event_text_t *out, event_error_t *err)
+{
+    const char *name = s_field_names[f];
+    if (v->type != MP_STR)
+        return s_wrong_type(r, v, f, "a string", err);
+    if (v->v.s.len < min) {
+        s_fail(err, EVENT_E_INVALID_VALUE, "field '%s' must not be empty", name);
+        return S_BAD;
+    }
+    if (v->v.s.len > max) {
+        s_fail(err, EVENT_E_TOO_LARGE, "field '%s' must be at most %u bytes, not %u", name,
+               (unsigned)max, (unsigned)v->v.s.len);
+        return S_BAD;
+    }
+    out->p = v->v.s.p;
+    out->len = v->v.s.len;
+    return S_OK;
+}
+
+/*  An unsigned integer field; a negative integer is out of range. */
+static int
+s_uint(mp_reader_t *r, const mp_value_t *v, s_field_t f, uint64_t min, uint64_t max, uint64_t *out,
+       event_error_t *err)
+{
+    if (v->type != MP_UINT && v->type != MP_INT)
+        return s_wrong_type(r, v, f, "an integer", err);
+    if (v->type == MP_INT || v->v.u < min || v->v.u > max) {
+        s_fail(err, EVENT_E_INVALID_VALUE, "field '%s' must be an integer from %llu to %llu",
+               s_field_names[f], (unsigned long long)min, (unsigned long long)max);
+        return S_BAD;
+    }
+    *out = v->v.u;
+    return S_OK;
+}
+
+/*  Walks the "data" value: well-formed, at most EVENT_DEPTH_MAX containers
+ *  deep, and representable as JSON. The first rule broken is reported (S_BAD)
+ *  but the walk goes on to the end of the value. */
+static int
+s_data(mp_reader_t *r, event_error_t *err)
+{
+    uint64_t left[EVENT_DEPTH_MAX]; /* items still to read in each open container */
+    uint8_t is_map[EVENT_DEPTH_MAX];
+    int depth = 0;
+    int rc = S_OK;
+    do {
+        int is_key = depth > 0 && is_map[depth - 1] && left[depth - 1] % 2 == 0;
+        mp_value_t v;
+        if (mp_read(r, &v) != 0)
+            return S_MALFORMED;
+        if (depth > 0)
+            left[depth - 1]--;
+        if (rc == S_OK) {
+            if (is_key && v.type != MP_STR && v.type != MP_UINT && v.type != MP_INT) {
+                s_fail(err, EVENT_E_INVALID_VALUE,
+                       "field 'data' has a map key that is %s: keys must be strings or "
+                       "integers",
+                       s_type_name(v.type));
+                rc = S_BAD;
+            }
+            else if (v.type == MP_EXT) {
+                s_fail(err, EVENT_E_INVALID_VALUE,
+                       "field 'data' contains an extension type, which JSON cannot represent");
+                rc = S_BAD;
+            }
+            else if (v.type == MP_FLOAT && !isfinite(v.v.f)) {
+                s_fail(err, EVENT_E_INVALID_VALUE,
+                       "field 'data' contains a float that is not finite");
+                rc = S_BAD;
+            }
+            else if (v.type == MP_STR && !event_utf8_valid(v.v.s.p, v.v.s.len)) {
+                s_fail(err, EVENT_E_INVALID_UTF8, "field 'data' contains a %s that is not UTF-8",
+                       is_key ? "map key" : "string");
+                rc = S_BAD;
+            }
+        }
+        if (v.type == MP_ARRAY || v.type == MP_MAP) {
+            uint64_t items = v.type == MP_MAP ? (uint64_t)v.v.n * 2 : v.v.n;
+            if (depth == EVENT_DEPTH_MAX) {
+                if (rc == S_OK)
+                    s_fail(err, EVENT_E_TOO_LARGE,
+                           "field 'data' must not nest more than %d arrays or maps",
+                           EVENT_DEPTH_MAX);
+                for (int d = 0; d < depth; d++)
+                    items += left[d];
+                return s_walk(r, items) == 0 ? S_BAD : S_MALFORMED;
+            }
+            if (items > 0) {
+                left[depth] = items;
+                is_map[depth] = v.type == MP_MAP;
+                depth++;
+            }
+        }
+        while (depth > 0 && left[depth - 1] == 0)
+            depth--;
+    } while (depth > 0);
+    return rc;
+}
+
+/*  Reads and checks the value of field f. */
+static int
+s_field(mp_reader_t *r, event_t *ev, s_field_t f, event_origin_t origin, event_error_t *err)
+{
+    const char *name = s_field_names[f];
+    const uint8_t *start = r->p;
+    mp_value_t v;
+    if (mp_read(r, &v) != 0)
+        return S_MALFORMED;
+
+    if (v.type == MP_NIL) {
+        int required =
+            f == S_F_TASK_ID || f == S_F_USER_ID || f == S_F_STATUS ||
+            (origin == EVENT_FROM_BROKER && (f == S_F_SEQ || f == S_F_EPOCH || f == S_F_TS));
+        if (!required)
+            return S_OK; /* nil for an optional field: absent */
+        s_fail(err, EVENT_E_WRONG_TYPE, "field '%s' is required and must not be nil", name);
+        return S_BAD;
+    }
+
+    int rc;
+    switch (f) {
+    case S_F_TASK_ID:
+        rc = s_text(r, &v, f, 1, EVENT_TASK_ID_MAX, &ev->task_id, err);
+        if (rc != S_OK)
+            return rc;
+        if (!event_utf8_valid(v.v.s.p, v.v.s.len)) {
+            s_fail(err, EVENT_E_INVALID_UTF8, "field 'task_id' must be valid UTF-8");
+            return S_BAD;
+        }
+        if (s_has_control(v.v.s.p, v.v.s.len)) {
+            s_fail(err, EVENT_E_INVALID_VALUE,
+                   "field 'task_id' must not contain control characters");
+            return S_BAD;
+        }
+        return S_OK;
+
+    case S_F_USER_ID:
+        rc = s_text(r, &v, f, 1, EVENT_USER_ID_MAX, &ev->user_id, err);
+        if (rc != S_OK)
+            return rc;
+        if (!event_user_id_valid(v.v.s.p, v.v.s.len)) {
+            s_fail(err, EVENT_E_INVALID_VALUE,
+                   "field 'user_id' must contain only A-Z, a-z, 0-9, '_', '.' and '-'");
+            return S_BAD;
+        }
+        return S_OK;
+
+    case S_F_STATUS:
+        if (v.type != MP_STR)
+            return s_wrong_type(r, &v, f, "a string", err);
+        for (size_t i = 0; i < sizeof s_status_names / sizeof s_status_names[0]; i++) {
+            if (mp_str_eq(&v, s_status_names[i])) {
+                ev->status = (event_status_t)i;
+                return S_OK;
+            }
+        }
+        s_fail(err, EVENT_E_INVALID_VALUE,
+               "field 'status' must be one of queued, running, succeeded, failed, cancelled");
+        return S_BAD;
+
+    case S_F_PROGRESS:
+        if (v.type != MP_UINT && v.type != MP_INT && v.type != MP_FLOAT)
+            return s_wrong_type(r, &v, f, "a number", err);
+        if ((v.type == MP_UINT && v.v.u > 100) || v.type == MP_INT ||
+            (v.type == MP_FLOAT && !(v.v.f >= 0.0 && v.v.f <= 100.0))) {
+            s_fail(err, EVENT_E_INVALID_VALUE, "field 'progress' must be a number from 0 to 100");
+            return S_BAD;
+        }
+        ev->has_progress = 1;
+        ev->progress = v;
+        return S_OK;
+
+    case S_F_MESSAGE:
+        rc = s_text(r, &v, f, 0, EVENT_MESSAGE_MAX, &ev->message, err);
+        if (rc != S_OK)
+            return rc;
+        if (!event_utf8_valid(v.v.s.p, v.v.s.len)) {
+            s_fail(err, EVENT_E_INVALID_UTF8, "field 'message' must be valid UTF-8");
+            return S_BAD;
+        }
+        ev->has_message = 1;
+        return S_OK;
+
+    case S_F_DATA: {
+        *r = (mp_reader_t){start, r->end}; /* walk it again from its first byte */
+        rc = s_data(r, err);
+        if (rc == S_MALFORMED)
+            return rc;
+        size_t len = (size_t)(r->p - start);
+        if (len > EVENT_DATA_MAX) {
+            s_fail(err, EVENT_E_TOO_LARGE,
+                   "field 'data' must be at most %d bytes of msgpack, not %zu", EVENT_DATA_MAX,
+                   len);
+            return S_BAD;
+        }
+        if (rc != S_OK)
+            return rc;
+        ev->data = start;
+        ev->data_len = (uint32_t)len;
+        return S_OK;
+    }
+
+    case S_F_TS: {
+        uint64_t ts;
+        rc = s_uint(r, &v, f, 0, INT64_MAX, &ts, err);
+        if (rc != S_OK)
+            return rc;
+        ev->has_ts = 1;
+        ev->ts = (int64_t)ts;
+        return S_OK;
+    }
+
+    case S_F_PRODUCER:
+        rc = s_text(r, &v, f, 1, EVENT_PRODUCER_MAX, &ev->producer, err);
+        if (rc != S_OK)
+            return rc;
+        if (!s_printable(v.v.s.p, v.v.s.len)) {
+            s_fail(err, EVENT_E_INVALID_VALUE,
+                   "field 'producer' must be printable ASCII without spaces");
+            return S_BAD;
+        }
+        ev->has_producer = 1;
+        return S_OK;
+
+    case S_F_PSEQ:
+        return s_uint(r, &v, f, 0, UINT64_MAX, &ev->pseq, err);
+
+    case S_F_SEQ:
+        return s_uint(r, &v, f, 1, UINT64_MAX, &ev->seq, err);
+
+    case S_F_EPOCH:
+        rc = s_text(r, &v, f, 1, EVENT_EPOCH_MAX, &ev->epoch, err);
+        if (rc != S_OK)
+            return rc;
+        if (!s_printable(v.v.s.p, v.v.s.len)) {
+            s_fail(err, EVENT_E_INVALID_VALUE,
+                   "field 'epoch' must be printable ASCII without spaces");
+            return S_BAD;
+        }
+        return S_OK;
+
+    case S_F_UNKNOWN:
+        break;
+    }
+    return S_MALFORMED; /* not reached: unknown keys are handled by the caller */
+}
+
+int
+event_decode(event_t *ev, const void *buf, size_t len, event_origin_t origin, event_error_t *err)
+{
+    event_error_t scratch;
+    if (!err)
+        err = &scratch;
+    memset(ev, 0, sizeof *ev);
+    err->code = NULL;
+    err->detail[0] = '\0';
+
+    if (len > EVENT_WIRE_MAX) {
+        s_fail(err, EVENT_E_TOO_LARGE, "event must be at most %d bytes, not %zu", EVENT_WIRE_MAX,
+               len);
+        return -1;
+    }
+    mp_reader_t r;
+    mp_reader_init(&r, buf, len);
+    mp_value_t top;
+    if (mp_read(&r, &top) != 0)
+        goto malformed;
+    if (top.type != MP_MAP) {
+        s_fail(err, EVENT_E_NOT_A_MAP, "event must be a msgpack map, not %s",
+               s_type_name(top.type));
+        return -1;
+    }
+
+    unsigned seen = 0;    /* keys given */
+    unsigned present = 0; /* keys given with a valid value other than nil */
+    int bad = 0;          /* a field error is already in err */
+    for (uint32_t i = 0; i < top.v.n; i++) {
+        mp_value_t key;
+        if (mp_read(&r, &key) != 0)
+            goto malformed;
+        if (key.type != MP_STR) {
+            if (s_finish(&r, &key) != 0)
+                goto malformed;
+            if (!bad)
+                s_fail(err, EVENT_E_WRONG_TYPE, "event keys must be strings, not %s",
+                       s_type_name(key.type));
+            bad = 1;
+        }
+        if (bad) {
+            if (s_walk(&r, 1) != 0)
+                goto malformed;
+            continue;
+        }
+        s_field_t f = s_lookup(key.v.s.p, key.v.s.len, origin);
+        if (f == S_F_UNKNOWN || (seen & (1u << f))) {
+            char quoted[S_QUOTE_MAX * 4 + 4];
+            s_quote(quoted, sizeof quoted, key.v.s.p, key.v.s.len);
+            if (f == S_F_UNKNOWN)
+                s_fail(err, EVENT_E_UNKNOWN_FIELD, "unknown field '%s'", quoted);
+            else
+                s_fail(err, EVENT_E_DUPLICATE_FIELD, "field '%s' is given more than once", quoted);
+            bad = 1;
+            if (s_walk(&r, 1) != 0)
+                goto malformed;
+            continue;
+        }
+        seen |= 1u << f;
+        int nil = mp_reader_left(&r) > 0 && *r.p == 0xc0;
+        int rc = s_field(&r, ev, f, origin, err);
+        if (rc == S_MALFORMED)
+            goto malformed;
+        if (rc == S_BAD)
+            bad = 1;
+        else if (rc == S_OK && !nil)
+            present |= 1u << f;
+    }
+    if (mp_reader_left(&r) != 0) {
+        s_fail(err, EVENT_E_MALFORMED, "event has %zu bytes after the map", mp_reader_left(&r));
+        return -1;
+    }
+    if (bad)
+        return -1;
+
+    /* Required fields, in contract order (one that is nil was reported as
+     * wrong_type above). */
+    static const s_field_t required[] = {S_F_TASK_ID, S_F_USER_ID, S_F_STATUS,
+                                         S_F_SEQ,     S_F_EPOCH,   S_F_TS};
+    size_t nreq = origin == EVENT_FROM_BROKER ? 6 : 3;
+    for (size_t i = 0; i < nreq; i++) {
+        if (!(present & (1u << required[i]))) {
+            s_fail(err, EVENT_E_MISSING_FIELD, "field '%s' is required",
+                   s_field_names[required[i]]);
+            return -1;
+        }
+    }
+    int has_pseq = (present & (1u << S_F_PSEQ)) != 0;
+    if (ev->has_producer != has_pseq) {
+        s_fail(err, EVENT_E_MISSING_FIELD, "field '%s' is required when '%s' is given",
+               has_pseq ? "producer" : "pseq", has_pseq ? "pseq" : "producer");
+        return -1;
+    }
+    return 0;
+
+malformed:
+    s_fail(err, EVENT_E_MALFORMED, "event is not one complete, well-formed msgpack item");
+    return -1;
+}
+
+static void
+s_pack_str(msgpack_packer *pk, const char *s, size_t len)
+{
+    msgpack_pack_str_with_body(pk, s, len);
+}
+
+static void
+s_pack_key(msgpack_packer *pk, const char *key)
+{
+    s_pack_str(pk, key, strlen(key));
+}
+
+int
+event_pack_published(const event_t *ev, int64_t ts, uint64_t seq, const char *epoch,
+                     size_t epoch_len, buf_t *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, buf_msgpack_write);
+    size_t start = out->len;
+    /* One reservation: keys and headers take well under 128 bytes. */
+    if (buf_reserve(out, 128 + ev->task_id.len + ev->user_id.len + ev->message.len + ev->data_len +
+                             epoch_len) != 0)
+        return -1;
+    /* task_id, user_id, status, ts, seq, epoch + the optional ones */
+    size_t n = 6 + (ev->has_progress != 0) + (ev->has_message != 0) + (ev->data != NULL);
+    msgpack_pack_map(&pk, n);
+    s_pack_key(&pk, "task_id");
+    s_pack_str(&pk, ev->task_id.p, ev->task_id.len);
+    s_pack_key(&pk, "user_id");
+    s_pack_str(&pk, ev->user_id.p, ev->user_id.len);
+    s_pack_key(&pk, "status");
+    s_pack_key(&pk, event_status_name(ev->status));
+    if (ev->has_progress) {
+        s_pack_key(&pk, "progress");
+        const mp_value_t *v = &ev->progress;
+        if (v->type == MP_UINT)
+            msgpack_pack_uint64(&pk, v->v.u);
+        else if (v->type == MP_INT)
+            msgpack_pack_int64(&pk, v->v.i);
+        else if ((double)(float)v->v.f == v->v.f)
+            msgpack_pack_float(&pk, (float)v->v.f); /* keeps a float 32 a float 32 */
+        else
+            msgpack_pack_double(&pk, v->v.f);
+    }
+    if (ev->has_message) {
+        s_pack_key(&pk, "message");
+        s_pack_str(&pk, ev->message.p, ev->message.len);
+    }
+    if (ev->data) {
+        s_pack_key(&pk, "data");
+        buf_append(out, ev->data, ev->data_len);
+    }
+    s_pack_key(&pk, "ts");
+    msgpack_pack_int64(&pk, ev->has_ts ? ev->ts : ts);
+    s_pack_key(&pk, "seq");
+    msgpack_pack_uint64(&pk, seq);
+    s_pack_key(&pk, "epoch");
+    s_pack_str(&pk, epoch, epoch_len);
+    if (!buf_ok(out)) {
+        if (out->len > start)
+            out->len = start;
+        return -1;
+    }
+    return 0;
+}

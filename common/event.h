@@ -9,6 +9,26 @@
  *  event_decode() never allocates: text fields point into the input buffer,
  *  data is the raw msgpack span of the "data" value. Every rejection has a
  *  stable code (EVENT_E_*) and one human sentence.
+ *
+ *  Decisions the contract leaves open:
+ *  - a map key that is not a string: wrong_type;
+ *  - nil for an optional field means absent (also for data: no "data" in the
+ *    frame); nil for a required field: wrong_type; a key given twice is a
+ *    duplicate_field even if one of the values is nil;
+ *  - data nested deeper than EVENT_DEPTH_MAX containers (an empty array or
+ *    map counts as one level; a scalar as none): too_large; data with an ext
+ *    value, a NaN/infinite float, or a map key that is not a string or an
+ *    integer: invalid_value (duplicate keys in data are not checked);
+ *  - integer fields (ts, pseq, seq) given a negative or out-of-range integer:
+ *    invalid_value; given a float: wrong_type;
+ *  - producer and epoch: printable ASCII without space (0x21..0x7e);
+ *  - a float progress that a float 32 holds exactly is packed and rendered
+ *    as a float 32 (1.1f shows as 1.1 in the frame, from either form);
+ *  - precedence: too_large if the message is over EVENT_WIRE_MAX; not_a_map
+ *    if the first item's header is readable and not a map; then malformed
+ *    (the bytes are not exactly one msgpack item) whatever else is wrong;
+ *    then the first field error in map order (for data, too_large for its
+ *    size comes before what is inside); then missing_field.
  */
 #ifndef TC_EVENT_H
 #define TC_EVENT_H
@@ -94,8 +114,8 @@ int event_status_is_terminal(event_status_t status);
 
 /*  Appends the published form of ev to out with msgpack-c: task_id, user_id,
  *  status, progress, message, data (raw bytes copied), ts, seq, epoch.
- *  producer/pseq are not forwarded. Returns 0, or -1 if out ran out of
- *  memory. */
+ *  producer/pseq are not forwarded. ts is ev's own when it has one, else the
+ *  ts argument. Returns 0, or -1 if out ran out of memory. */
 int event_pack_published(const event_t *ev, int64_t ts, uint64_t seq, const char *epoch,
                          size_t epoch_len, buf_t *out);
 
