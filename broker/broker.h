@@ -1,0 +1,183 @@
+/*  broker.h: the broker's private face: its context and its modules.
+ *
+ *  The hot path, top to bottom:
+ *    ingest.c  bk_ingest_drain()    read a worker message, validate it
+ *    dedup.c   bk_dedup_find()      drop a resend of (producer, pseq)
+ *    state.c   bk_state_record()    give it a seq, keep latest state + history
+ *    fanout.c  bk_fanout_publish()  [user-id NUL][published msgpack] on XPUB
+ *    ingest.c  s_answer()           {"ok":true,"pseq":N,"seq":S} to the worker
+ *  Beside it: fanout.c reads subscriptions (and answers subscription
+ *  confirmations) and sends heartbeats; sync.c answers gateways' snapshot and
+ *  replay requests from state.c.
+ */
+#ifndef TC_BROKER_H
+#define TC_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "event.h"
+#include "log.h"
+#include "strmap.h"
+#include "topic.h"
+
+/* ---------------------------------------------------------------- state */
+
+/*  A published event, shared by a task's latest state and the history. */
+typedef struct bk_blob {
+    uint32_t refs;
+    uint32_t len;
+    uint8_t data[];
+} bk_blob_t;
+
+typedef struct bk_user bk_user_t;
+
+typedef struct bk_hist {
+    struct bk_hist *gprev, *gnext; /* global FIFO, oldest first */
+    struct bk_hist *unext;         /* the user's history, oldest first */
+    bk_user_t *user;
+    uint64_t seq;
+    bk_blob_t *blob;
+} bk_hist_t;
+
+typedef struct bk_task {
+    bk_user_t *user;
+    struct bk_task *rprev, *rnext; /* retention FIFO of terminal tasks */
+    int64_t ended_ms;              /* monotonic ms it became terminal; 0 while live */
+    uint64_t seq;                  /* seq of its latest event */
+    bk_blob_t *blob;               /* its latest event, published form */
+    uint32_t id_len;
+    char id[];
+} bk_task_t;
+
+struct bk_user {
+    struct bk_user *iprev, *inext; /* idle FIFO: no tasks, no subscriber */
+    int64_t idle_ms;               /* monotonic ms it became idle; 0 if not idle */
+    int subscribed;                /* a gateway subscribes to its topic */
+    uint64_t seq;                  /* last seq given */
+    strmap_t *tasks;               /* task id -> bk_task_t */
+    bk_hist_t *hhead, *htail;
+    uint32_t hcount;
+    uint8_t epoch_len;
+    char epoch[40]; /* broker epoch + "." + ordinal: changes if the user's state was dropped */
+    uint32_t id_len;
+    char id[EVENT_USER_ID_MAX + 1];
+};
+
+typedef struct bk_limits {
+    uint64_t retention_ms;     /* terminal tasks and idle users are kept this long */
+    uint32_t history_per_user; /* events kept per user for replay */
+    uint64_t history_bytes;    /* all users' history together */
+    uint32_t tasks_per_user;   /* live tasks per user */
+    uint64_t state_bytes;      /* all tasks' latest states together */
+    uint64_t max_users;
+} bk_limits_t;
+
+typedef struct bk_state {
+    bk_limits_t limits;
+    strmap_t *users;
+    bk_hist_t *ghead, *gtail;
+    uint64_t hist_bytes;
+    bk_task_t *rhead, *rtail;
+    bk_user_t *ihead, *itail;
+    uint64_t state_bytes;
+    uint64_t ntasks;
+    uint64_t user_ordinal;
+    char epoch[17]; /* 16 hex digits, random per broker start */
+} bk_state_t;
+
+/*  Why bk_state_record() refused an event. */
+typedef enum {
+    BK_RECORD_OK = 0,
+    BK_RECORD_TOO_MANY_TASKS, /* the user has tasks_per_user live tasks */
+    BK_RECORD_OVERLOADED,     /* state_bytes or max_users reached */
+    BK_RECORD_NOMEM
+} bk_record_t;
+
+int bk_state_init(bk_state_t *st, const bk_limits_t *limits);
+void bk_state_destroy(bk_state_t *st);
+
+/*  The user's record, created if absent (NULL if max_users is reached and no
+ *  idle user can make room, or on out of memory). */
+bk_user_t *bk_state_user(bk_state_t *st, const char *id, size_t len, int64_t now_ms);
+
+/*  Records ev for its user: next seq, packs the published form (ts stamped
+ *  if absent), replaces the task's latest state, appends to history.
+ *  On BK_RECORD_OK, *blob_out is the published event (owned by the state;
+ *  valid until the next state call) and *user_out its user. */
+bk_record_t bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_ms,
+                            buf_t *scratch, bk_user_t **user_out, bk_blob_t **blob_out);
+
+/*  Marks a user topic as subscribed or not (from XPUB notifications). */
+void bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed,
+                             int64_t now_ms);
+
+/*  Drops terminal tasks and idle users older than the retention time. */
+void bk_state_sweep(bk_state_t *st, int64_t now_ms);
+
+/*  Calls fn for the user's events with seq > since, oldest first, if the
+ *  history holds all of them (returns 1), else calls nothing and returns 0.
+ *  fn NULL: only tells whether a replay is possible. */
+int bk_state_replay(const bk_user_t *u, uint64_t since, int (*fn)(void *arg, const bk_blob_t *blob),
+                    void *arg);
+
+/*  Calls fn for the latest state of each of the user's tasks, lowest seq
+ *  first. Returns 0, or -1 on out of memory. */
+int bk_state_snapshot(const bk_user_t *u, int (*fn)(void *arg, const bk_blob_t *blob), void *arg);
+
+/* ---------------------------------------------------------------- dedup */
+
+/*  Remembers the last `capacity` (producer, pseq) pairs with the seq they got
+ *  and a hash of their bytes, so a resend is answered without publishing
+ *  twice and a reuse of a pair for different content is refused. */
+typedef struct bk_dedup bk_dedup_t;
+
+typedef enum { BK_DEDUP_NEW, BK_DEDUP_RESEND, BK_DEDUP_CONFLICT } bk_dedup_result_t;
+
+bk_dedup_t *bk_dedup_new(uint32_t capacity);
+void bk_dedup_destroy(bk_dedup_t **self_p);
+/*  Looks (producer, pseq) up; on RESEND sets *seq to the seq it was given. */
+bk_dedup_result_t bk_dedup_find(bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len,
+                                uint64_t *seq);
+/*  Remembers (producer, pseq) -> seq, evicting the oldest pair when full. */
+void bk_dedup_insert(bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len,
+                     uint64_t seq);
+
+/* ---------------------------------------------------------------- context */
+
+typedef struct bk_stats {
+    uint64_t accepted, rejected, duplicates, published, syncs, subscribes;
+} bk_stats_t;
+
+typedef struct broker {
+    log_t log;
+    void *zctx;
+    void *ingest; /* ROUTER: workers */
+    void *fanout; /* XPUB: gateways */
+    void *sync;   /* ROUTER: gateways' snapshot/replay requests */
+    int sigfd;
+    int stop;
+    bk_state_t state;
+    bk_dedup_t *dedup;
+    buf_t scratch; /* packing space reused for every message */
+    bk_stats_t stats;
+    int64_t next_heartbeat_ms, next_sweep_ms;
+    int64_t warn_window_ms; /* rate limit for rejection warnings */
+    uint32_t warn_count;
+} broker_t;
+
+/*  Reads and answers up to max worker messages. Returns how many. */
+int bk_ingest_drain(broker_t *bk, int max);
+
+/*  Publishes one event on its user's topic. 0, or -1 with errno. */
+int bk_fanout_publish(broker_t *bk, const bk_user_t *u, const bk_blob_t *blob);
+/*  Reads subscription notifications from the XPUB (up to max). */
+int bk_fanout_drain(broker_t *bk, int max);
+/*  Publishes the heartbeat. */
+void bk_fanout_heartbeat(broker_t *bk, int64_t wall_ms);
+
+/*  Reads and answers up to max sync requests. Returns how many. */
+int bk_sync_drain(broker_t *bk, int max);
+
+#endif

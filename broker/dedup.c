@@ -1,0 +1,144 @@
+/*  dedup.c: the idempotency window over (producer, pseq).
+ *
+ *  Entries live in a ring in arrival order (the oldest is evicted when the
+ *  ring is full) and an open-addressing index of ring positions finds them.
+ *  A pair is identified by a keyed SipHash of producer and pseq, and its
+ *  content by a second keyed hash of the message bytes: the same pair with
+ *  the same bytes is a resend (answered with the seq it got), the same pair
+ *  with other bytes is a worker bug (refused, never silently dropped).
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+
+typedef struct {
+    uint64_t key;     /* 0: unused */
+    uint64_t content; /* hash of the message bytes */
+    uint64_t seq;
+} s_entry_t;
+
+struct bk_dedup {
+    s_entry_t *ring;
+    uint32_t capacity, count, next; /* next: ring slot the next insert takes */
+    uint32_t *index;                /* ring position + 1, 0: empty */
+    uint32_t index_mask;
+    unsigned char key_k[crypto_shorthash_KEYBYTES];
+    unsigned char content_k[crypto_shorthash_KEYBYTES];
+};
+
+bk_dedup_t *
+bk_dedup_new(uint32_t capacity)
+{
+    if (capacity == 0 || capacity > (1u << 28))
+        return NULL;
+    bk_dedup_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    uint32_t slots = 1;
+    while (slots < capacity * 2)
+        slots <<= 1;
+    self->ring = calloc(capacity, sizeof *self->ring);
+    self->index = calloc(slots, sizeof *self->index);
+    if (!self->ring || !self->index) {
+        bk_dedup_destroy(&self);
+        return NULL;
+    }
+    self->capacity = capacity;
+    self->index_mask = slots - 1;
+    randombytes_buf(self->key_k, sizeof self->key_k);
+    randombytes_buf(self->content_k, sizeof self->content_k);
+    return self;
+}
+
+void
+bk_dedup_destroy(bk_dedup_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free((*self_p)->ring);
+    free((*self_p)->index);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static uint64_t
+s_hash(const unsigned char *k, const void *p, size_t len)
+{
+    unsigned char out[crypto_shorthash_BYTES];
+    uint64_t h;
+    crypto_shorthash(out, p, len, k);
+    memcpy(&h, out, sizeof h);
+    return h;
+}
+
+static uint64_t
+s_pair_key(const bk_dedup_t *self, const event_t *ev)
+{
+    unsigned char in[EVENT_PRODUCER_MAX + 8];
+    size_t n = ev->producer.len < EVENT_PRODUCER_MAX ? ev->producer.len : EVENT_PRODUCER_MAX;
+    memcpy(in, ev->producer.p, n);
+    memcpy(in + n, &ev->pseq, 8);
+    return s_hash(self->key_k, in, n + 8) | 1; /* never 0 */
+}
+
+/*  Index slot holding key, or the empty slot where it would go. */
+static uint32_t
+s_slot(const bk_dedup_t *self, uint64_t key)
+{
+    for (uint32_t i = (uint32_t)key & self->index_mask;; i = (i + 1) & self->index_mask) {
+        uint32_t pos = self->index[i];
+        if (pos == 0 || self->ring[pos - 1].key == key)
+            return i;
+    }
+}
+
+static void
+s_index_remove(bk_dedup_t *self, uint64_t key)
+{
+    uint32_t mask = self->index_mask, i = s_slot(self, key);
+    if (self->index[i] == 0)
+        return;
+    for (uint32_t j = (i + 1) & mask; self->index[j]; j = (j + 1) & mask) {
+        uint32_t home = (uint32_t)self->ring[self->index[j] - 1].key & mask;
+        int movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            self->index[i] = self->index[j];
+            i = j;
+        }
+    }
+    self->index[i] = 0;
+}
+
+bk_dedup_result_t
+bk_dedup_find(bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len, uint64_t *seq)
+{
+    uint64_t key = s_pair_key(self, ev);
+    uint32_t pos = self->index[s_slot(self, key)];
+    if (pos == 0)
+        return BK_DEDUP_NEW;
+    const s_entry_t *e = &self->ring[pos - 1];
+    if (e->content != s_hash(self->content_k, bytes, len))
+        return BK_DEDUP_CONFLICT;
+    *seq = e->seq;
+    return BK_DEDUP_RESEND;
+}
+
+void
+bk_dedup_insert(bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len, uint64_t seq)
+{
+    s_entry_t *e = &self->ring[self->next];
+    if (e->key)
+        s_index_remove(self, e->key); /* evict the oldest */
+    else
+        self->count++;
+    e->key = s_pair_key(self, ev);
+    e->content = s_hash(self->content_k, bytes, len);
+    e->seq = seq;
+    uint32_t i = s_slot(self, e->key);
+    if (self->index[i]) /* cannot happen after find(): keep the index sane */
+        self->ring[self->index[i] - 1].key = 0;
+    self->index[i] = self->next + 1;
+    self->next = (self->next + 1) % self->capacity;
+}

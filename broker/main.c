@@ -1,0 +1,256 @@
+/*  main.c: taskcast-broker: configuration, sockets, the event loop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "cfg.h"
+#include "clock.h"
+#include "version.h"
+#include "zmsg.h"
+
+#define S_SWEEP_MS 1000
+#define S_BATCH    512
+
+enum {
+    O_INGEST,
+    O_FANOUT,
+    O_SYNC,
+    O_LOG_LEVEL,
+    O_RETENTION,
+    O_HISTORY,
+    O_HISTORY_BYTES,
+    O_STATE_BYTES,
+    O_TASKS_PER_USER,
+    O_MAX_USERS,
+    O_DEDUP,
+    O_VERSION,
+    O_COUNT
+};
+
+static cfg_opt_t s_options[O_COUNT] = {
+    [O_INGEST] = {"ingest", "TASKCAST_INGEST", "tcp://127.0.0.1:5555",
+                  "ZeroMQ endpoint to bind for workers (ROUTER)"},
+    [O_FANOUT] = {"fanout", "TASKCAST_FANOUT", "tcp://127.0.0.1:5556",
+                  "ZeroMQ endpoint to bind for gateways' subscriptions (XPUB)"},
+    [O_SYNC] = {"sync", "TASKCAST_SYNC", "tcp://127.0.0.1:5557",
+                "ZeroMQ endpoint to bind for gateways' snapshot/replay requests (ROUTER)"},
+    [O_LOG_LEVEL] = {"log-level", "TASKCAST_LOG_LEVEL", "info", "error, warn, info or debug"},
+    [O_RETENTION] = {"retention", "TASKCAST_RETENTION", "3600",
+                     "seconds a finished task (and an idle user) stays in the state"},
+    [O_HISTORY] = {"history", "TASKCAST_HISTORY", "1000",
+                   "events kept per user for resuming clients (0: none)"},
+    [O_HISTORY_BYTES] = {"history-bytes", "TASKCAST_HISTORY_BYTES", "268435456",
+                         "bytes of history kept for all users together"},
+    [O_STATE_BYTES] = {"state-bytes", "TASKCAST_STATE_BYTES", "1073741824",
+                       "bytes of task state before new events are refused (overloaded)"},
+    [O_TASKS_PER_USER] = {"max-tasks-per-user", "TASKCAST_MAX_TASKS_PER_USER", "10000",
+                          "live tasks one user may have (too_many_tasks past it)"},
+    [O_MAX_USERS] = {"max-users", "TASKCAST_MAX_USERS", "1000000",
+                     "users kept in the state (idle users make room first)"},
+    [O_DEDUP] = {"dedup-window", "TASKCAST_DEDUP_WINDOW", "1048576",
+                 "(producer, pseq) pairs remembered to recognise resends"},
+    [O_VERSION] = {"version", NULL, NULL, "print the version and libraries and exit", 1},
+};
+
+static int
+s_u64(const char *flag, uint64_t min, uint64_t max, uint64_t *out, char *err, size_t errlen)
+{
+    const char *v = cfg_value(s_options, O_COUNT, flag);
+    if (cfg_parse_u64(v, min, max, out) != 0) {
+        snprintf(err, errlen, "--%s must be a whole number from %llu to %llu, not '%s'", flag,
+                 (unsigned long long)min, (unsigned long long)max, v ? v : "");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_configure(broker_t *bk, bk_limits_t *lim, uint64_t *dedup, char *err, size_t errlen)
+{
+    log_level_t level;
+    if (log_parse_level(s_options[O_LOG_LEVEL].value, &level) != 0) {
+        snprintf(err, errlen, "--log-level must be error, warn, info or debug");
+        return -1;
+    }
+    log_init(&bk->log, "taskcast-broker", level);
+    uint64_t retention_s, history, tasks;
+    if (s_u64("retention", 0, 10ull * 365 * 86400, &retention_s, err, errlen) ||
+        s_u64("history", 0, 1000000, &history, err, errlen) ||
+        s_u64("history-bytes", 0, UINT64_MAX / 2, &lim->history_bytes, err, errlen) ||
+        s_u64("state-bytes", 1, UINT64_MAX / 2, &lim->state_bytes, err, errlen) ||
+        s_u64("max-tasks-per-user", 1, UINT32_MAX, &tasks, err, errlen) ||
+        s_u64("max-users", 1, UINT64_MAX / 2, &lim->max_users, err, errlen) ||
+        s_u64("dedup-window", 1, 1u << 28, dedup, err, errlen))
+        return -1;
+    lim->tasks_per_user = (uint32_t)tasks;
+    lim->retention_ms = retention_s * 1000;
+    lim->history_per_user = (uint32_t)history;
+    return 0;
+}
+
+static int
+s_bind(broker_t *bk, void **sock, int type, int sndhwm, long long maxmsg, const char *endpoint)
+{
+    *sock = zmsg_socket(bk->zctx, type, sndhwm, 100000, maxmsg);
+    if (!*sock || zmq_bind(*sock, endpoint) != 0) {
+        log_error(&bk->log, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_open(broker_t *bk)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    /* Blocked before ZeroMQ starts its threads, so they inherit the mask and
+     * the signals arrive only through the signalfd. */
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
+        (bk->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        log_error(&bk->log, "signalfd: %s", strerror(errno));
+        return -1;
+    }
+    bk->zctx = zmq_ctx_new();
+    if (!bk->zctx)
+        return -1;
+    if (s_bind(bk, &bk->ingest, ZMQ_ROUTER, 100000, 1 << 20, s_options[O_INGEST].value) ||
+        s_bind(bk, &bk->fanout, ZMQ_XPUB, 200000, 4096, s_options[O_FANOUT].value) ||
+        s_bind(bk, &bk->sync, ZMQ_ROUTER, 10000, 4096, s_options[O_SYNC].value))
+        return -1;
+    return 0;
+}
+
+static void
+s_close(broker_t *bk)
+{
+    void **socks[] = {&bk->ingest, &bk->fanout, &bk->sync};
+    for (size_t i = 0; i < 3; i++)
+        if (*socks[i]) {
+            zmq_close(*socks[i]);
+            *socks[i] = NULL;
+        }
+    if (bk->zctx)
+        zmq_ctx_term(bk->zctx);
+    if (bk->sigfd >= 0)
+        close(bk->sigfd);
+    bk_dedup_destroy(&bk->dedup);
+    bk_state_destroy(&bk->state);
+    buf_free(&bk->scratch);
+}
+
+static void
+s_timers(broker_t *bk, int64_t now)
+{
+    if (now >= bk->next_heartbeat_ms) {
+        bk_fanout_heartbeat(bk, clock_wall_ms());
+        bk->next_heartbeat_ms = now + TOPIC_HEARTBEAT_MS;
+    }
+    if (now >= bk->next_sweep_ms) {
+        bk_state_sweep(&bk->state, now);
+        bk->next_sweep_ms = now + S_SWEEP_MS;
+    }
+}
+
+static void
+s_run(broker_t *bk)
+{
+    zmq_pollitem_t items[] = {
+        {bk->ingest, 0, ZMQ_POLLIN, 0},
+        {bk->fanout, 0, ZMQ_POLLIN, 0},
+        {bk->sync, 0, ZMQ_POLLIN, 0},
+        {NULL, bk->sigfd, ZMQ_POLLIN, 0},
+    };
+    while (!bk->stop) {
+        int64_t now = clock_mono_ms();
+        s_timers(bk, now);
+        int64_t next =
+            bk->next_heartbeat_ms < bk->next_sweep_ms ? bk->next_heartbeat_ms : bk->next_sweep_ms;
+        long timeout = next > now ? (long)(next - now) : 0;
+        if (zmq_poll(items, 4, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error(&bk->log, "poll: %s", zmq_strerror(errno));
+            break;
+        }
+        /* Subscriptions first: a gateway's confirmation should not wait
+         * behind a burst of events. */
+        if (items[1].revents & ZMQ_POLLIN)
+            bk_fanout_drain(bk, S_BATCH);
+        if (items[2].revents & ZMQ_POLLIN)
+            bk_sync_drain(bk, S_BATCH);
+        if (items[0].revents & ZMQ_POLLIN)
+            bk_ingest_drain(bk, S_BATCH);
+        if (items[3].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(bk->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                log_info(&bk->log, "received %s, stopping", strsignal((int)si.ssi_signo));
+                bk->stop = 1;
+            }
+        }
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    broker_t bk;
+    memset(&bk, 0, sizeof bk);
+    bk.sigfd = -1;
+    log_init(&bk.log, "taskcast-broker", LOG_INFO);
+    char err[256];
+    int rc = cfg_parse(s_options, O_COUNT, argc, argv, 1, err, sizeof err);
+    if (rc == CFG_HELP) {
+        cfg_print_help(stdout, "taskcast-broker [options]",
+                       "Receives task events from workers, numbers them per user, keeps the "
+                       "latest state\nof every task and a bounded history, and publishes "
+                       "them to gateways.",
+                       s_options, O_COUNT);
+        return 0;
+    }
+    if (rc == CFG_ERROR) {
+        fprintf(stderr, "taskcast-broker: %s\n", err);
+        return 2;
+    }
+    if (version_check_libs(err, sizeof err) != 0) {
+        fprintf(stderr, "taskcast-broker: %s\n", err);
+        return 1;
+    }
+    if (s_options[O_VERSION].value) {
+        version_describe(err, sizeof err);
+        printf("%s\n", err);
+        return 0;
+    }
+    bk_limits_t limits;
+    uint64_t dedup = 0;
+    if (s_configure(&bk, &limits, &dedup, err, sizeof err) != 0) {
+        fprintf(stderr, "taskcast-broker: %s\n", err);
+        return 2;
+    }
+    if (bk_state_init(&bk.state, &limits) != 0 || !(bk.dedup = bk_dedup_new((uint32_t)dedup))) {
+        log_error(&bk.log, "out of memory at start");
+        s_close(&bk);
+        return 1;
+    }
+    if (s_open(&bk) != 0) {
+        s_close(&bk);
+        return 1;
+    }
+    version_describe(err, sizeof err);
+    log_info(&bk.log, "%s started: ingest %s, fanout %s, sync %s, epoch %s", err,
+             s_options[O_INGEST].value, s_options[O_FANOUT].value, s_options[O_SYNC].value,
+             bk.state.epoch);
+    s_run(&bk);
+    log_info(&bk.log, "stopped: %llu events accepted, %llu rejected, %llu duplicates",
+             (unsigned long long)bk.stats.accepted, (unsigned long long)bk.stats.rejected,
+             (unsigned long long)bk.stats.duplicates);
+    s_close(&bk);
+    return 0;
+}

@@ -1,0 +1,386 @@
+/*  state.c: per-user sequence numbers, the latest state of every task, and a
+ *  bounded history per user (ZeroMQ guide's Clone pattern: snapshot +
+ *  sequenced updates).
+ *
+ *  Memory is bounded three ways: terminal tasks leave after the retention
+ *  time (a FIFO, since the retention is the same for all), idle users (no
+ *  task, no subscriber) likewise, and history is capped per user and in
+ *  total (one global FIFO over all users' entries, so the oldest entry
+ *  anywhere is dropped first). Live state is never dropped to make room:
+ *  a new task past the limits is refused with a clear error instead.
+ */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+
+/* ---------------------------------------------------------------- blobs */
+
+static void
+s_blob_unref(bk_blob_t *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+/* ---------------------------------------------------------------- idle users */
+
+static void
+s_idle_unlink(bk_state_t *st, bk_user_t *u)
+{
+    if (!u->idle_ms)
+        return;
+    if (u->iprev)
+        u->iprev->inext = u->inext;
+    else
+        st->ihead = u->inext;
+    if (u->inext)
+        u->inext->iprev = u->iprev;
+    else
+        st->itail = u->iprev;
+    u->iprev = u->inext = NULL;
+    u->idle_ms = 0;
+}
+
+/*  A user with no task and no subscriber is idle: it goes to the tail of the
+ *  idle FIFO and is dropped when it has been idle for the retention time. */
+static void
+s_idle_update(bk_state_t *st, bk_user_t *u, int64_t now_ms)
+{
+    int idle = !u->subscribed && strmap_size(u->tasks) == 0;
+    if (!idle) {
+        s_idle_unlink(st, u);
+        return;
+    }
+    if (u->idle_ms)
+        return;
+    u->idle_ms = now_ms > 0 ? now_ms : 1;
+    u->iprev = st->itail;
+    u->inext = NULL;
+    if (st->itail)
+        st->itail->inext = u;
+    else
+        st->ihead = u;
+    st->itail = u;
+}
+
+/* ---------------------------------------------------------------- history */
+
+static void
+s_hist_pop_user_head(bk_state_t *st, bk_user_t *u)
+{
+    bk_hist_t *h = u->hhead;
+    u->hhead = h->unext;
+    if (!u->hhead)
+        u->htail = NULL;
+    u->hcount--;
+    if (h->gprev)
+        h->gprev->gnext = h->gnext;
+    else
+        st->ghead = h->gnext;
+    if (h->gnext)
+        h->gnext->gprev = h->gprev;
+    else
+        st->gtail = h->gprev;
+    st->hist_bytes -= h->blob->len;
+    s_blob_unref(h->blob);
+    free(h);
+}
+
+static int
+s_hist_append(bk_state_t *st, bk_user_t *u, uint64_t seq, bk_blob_t *blob)
+{
+    if (st->limits.history_per_user == 0)
+        return 0;
+    bk_hist_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return -1;
+    h->user = u;
+    h->seq = seq;
+    h->blob = blob;
+    blob->refs++;
+    if (u->htail)
+        u->htail->unext = h;
+    else
+        u->hhead = h;
+    u->htail = h;
+    u->hcount++;
+    h->gprev = st->gtail;
+    if (st->gtail)
+        st->gtail->gnext = h;
+    else
+        st->ghead = h;
+    st->gtail = h;
+    st->hist_bytes += blob->len;
+
+    while (u->hcount > st->limits.history_per_user)
+        s_hist_pop_user_head(st, u);
+    /* The oldest entry anywhere is always the oldest of its user. */
+    while (st->hist_bytes > st->limits.history_bytes && st->ghead)
+        s_hist_pop_user_head(st, st->ghead->user);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tasks */
+
+static void
+s_retention_unlink(bk_state_t *st, bk_task_t *t)
+{
+    if (!t->ended_ms)
+        return;
+    if (t->rprev)
+        t->rprev->rnext = t->rnext;
+    else
+        st->rhead = t->rnext;
+    if (t->rnext)
+        t->rnext->rprev = t->rprev;
+    else
+        st->rtail = t->rprev;
+    t->rprev = t->rnext = NULL;
+    t->ended_ms = 0;
+}
+
+static void
+s_retention_append(bk_state_t *st, bk_task_t *t, int64_t now_ms)
+{
+    s_retention_unlink(st, t);
+    t->ended_ms = now_ms > 0 ? now_ms : 1;
+    t->rprev = st->rtail;
+    if (st->rtail)
+        st->rtail->rnext = t;
+    else
+        st->rhead = t;
+    st->rtail = t;
+}
+
+static void
+s_task_free(bk_state_t *st, bk_task_t *t)
+{
+    s_retention_unlink(st, t);
+    if (t->blob) {
+        st->state_bytes -= t->blob->len;
+        s_blob_unref(t->blob);
+    }
+    st->ntasks--;
+    free(t);
+}
+
+/* ---------------------------------------------------------------- users */
+
+/*  Frees a user with its tasks and history; unmap: also remove it from the
+ *  users map (not needed when the whole map goes). */
+static void
+s_user_free(bk_state_t *st, bk_user_t *u, int unmap)
+{
+    s_idle_unlink(st, u);
+    while (u->hhead)
+        s_hist_pop_user_head(st, u);
+    size_t pos = 0;
+    bk_task_t *t;
+    while ((t = strmap_next(u->tasks, &pos)) != NULL)
+        s_task_free(st, t);
+    strmap_destroy(&u->tasks);
+    if (unmap)
+        strmap_remove(st->users, u->id, u->id_len);
+    free(u);
+}
+
+bk_user_t *
+bk_state_user(bk_state_t *st, const char *id, size_t len, int64_t now_ms)
+{
+    bk_user_t *u = strmap_get(st->users, id, len);
+    if (u || len > EVENT_USER_ID_MAX)
+        return u;
+    if (strmap_size(st->users) >= st->limits.max_users) {
+        if (!st->ihead)
+            return NULL;
+        s_user_free(st, st->ihead, 1); /* the longest idle user makes room */
+    }
+    u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->tasks = strmap_new();
+    if (!u->tasks) {
+        free(u);
+        return NULL;
+    }
+    memcpy(u->id, id, len);
+    u->id_len = (uint32_t)len;
+    /* A user created again after being dropped gets a new epoch, so clients
+     * and gateways know its seq started over. */
+    int n = snprintf(u->epoch, sizeof u->epoch, "%s.%" PRIx64, st->epoch, ++st->user_ordinal);
+    u->epoch_len = (uint8_t)n;
+    if (strmap_put(st->users, u->id, u->id_len, u) != 0) {
+        strmap_destroy(&u->tasks);
+        free(u);
+        return NULL;
+    }
+    s_idle_update(st, u, now_ms);
+    return u;
+}
+
+void
+bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed, int64_t now_ms)
+{
+    if (!event_user_id_valid(id, len))
+        return;
+    bk_user_t *u = subscribed ? bk_state_user(st, id, len, now_ms) : strmap_get(st->users, id, len);
+    if (!u)
+        return;
+    u->subscribed = subscribed;
+    s_idle_update(st, u, now_ms);
+}
+
+int
+bk_state_init(bk_state_t *st, const bk_limits_t *limits)
+{
+    memset(st, 0, sizeof *st);
+    st->limits = *limits;
+    st->users = strmap_new();
+    if (!st->users)
+        return -1;
+    unsigned char r[8];
+    randombytes_buf(r, sizeof r);
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(st->epoch + 2 * i, 3, "%02x", r[i]);
+    return 0;
+}
+
+void
+bk_state_destroy(bk_state_t *st)
+{
+    if (!st->users)
+        return;
+    size_t pos = 0;
+    bk_user_t *u;
+    while ((u = strmap_next(st->users, &pos)) != NULL)
+        s_user_free(st, u, 0);
+    strmap_destroy(&st->users);
+}
+
+/* ---------------------------------------------------------------- record */
+
+bk_record_t
+bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_ms, buf_t *scratch,
+                bk_user_t **user_out, bk_blob_t **blob_out)
+{
+    bk_user_t *u = bk_state_user(st, ev->user_id.p, ev->user_id.len, now_ms);
+    if (!u)
+        return BK_RECORD_OVERLOADED;
+    bk_task_t *t = strmap_get(u->tasks, ev->task_id.p, ev->task_id.len);
+    if (!t && strmap_size(u->tasks) >= st->limits.tasks_per_user)
+        return BK_RECORD_TOO_MANY_TASKS;
+    if (st->state_bytes >= st->limits.state_bytes)
+        return BK_RECORD_OVERLOADED;
+
+    uint64_t seq = u->seq + 1;
+    buf_reset(scratch);
+    if (event_pack_published(ev, ev->has_ts ? ev->ts : wall_ms, seq, u->epoch, u->epoch_len,
+                             scratch) != 0)
+        return BK_RECORD_NOMEM;
+    bk_blob_t *blob = malloc(sizeof *blob + scratch->len);
+    if (!blob)
+        return BK_RECORD_NOMEM;
+    blob->refs = 1;
+    blob->len = (uint32_t)scratch->len;
+    memcpy(blob->data, scratch->data, scratch->len);
+
+    if (!t) {
+        t = calloc(1, sizeof *t + ev->task_id.len);
+        if (t) {
+            memcpy(t->id, ev->task_id.p, ev->task_id.len);
+            t->id_len = ev->task_id.len;
+            t->user = u;
+        }
+        if (!t || strmap_put(u->tasks, t->id, t->id_len, t) != 0) {
+            free(t);
+            free(blob);
+            return BK_RECORD_NOMEM;
+        }
+        st->ntasks++;
+    }
+    u->seq = seq;
+    if (t->blob) {
+        st->state_bytes -= t->blob->len;
+        s_blob_unref(t->blob);
+    }
+    t->blob = blob;
+    t->seq = seq;
+    st->state_bytes += blob->len;
+    if (event_status_is_terminal(ev->status))
+        s_retention_append(st, t, now_ms);
+    else
+        s_retention_unlink(st, t);
+
+    /* History is best effort under memory pressure: a missing entry only
+     * turns a later replay into a snapshot. */
+    (void)s_hist_append(st, u, seq, blob);
+    s_idle_update(st, u, now_ms);
+    *user_out = u;
+    *blob_out = blob;
+    return BK_RECORD_OK;
+}
+
+/* ---------------------------------------------------------------- sweep */
+
+void
+bk_state_sweep(bk_state_t *st, int64_t now_ms)
+{
+    int64_t keep = (int64_t)st->limits.retention_ms;
+    while (st->rhead && now_ms - st->rhead->ended_ms >= keep) {
+        bk_task_t *t = st->rhead;
+        bk_user_t *u = t->user;
+        strmap_remove(u->tasks, t->id, t->id_len);
+        s_task_free(st, t);
+        s_idle_update(st, u, now_ms);
+    }
+    while (st->ihead && now_ms - st->ihead->idle_ms >= keep)
+        s_user_free(st, st->ihead, 1);
+}
+
+/* ---------------------------------------------------------------- sync */
+
+int
+bk_state_replay(const bk_user_t *u, uint64_t since, int (*fn)(void *, const bk_blob_t *), void *arg)
+{
+    if (since == u->seq)
+        return 1;
+    if (since > u->seq || !u->hhead || u->hhead->seq > since + 1)
+        return 0;
+    if (!fn)
+        return 1; /* a dry run: is a replay possible? */
+    for (const bk_hist_t *h = u->hhead; h; h = h->unext)
+        if (h->seq > since && fn(arg, h->blob) != 0)
+            return 1;
+    return 1;
+}
+
+static int
+s_by_seq(const void *a, const void *b)
+{
+    uint64_t x = (*(bk_task_t *const *)a)->seq, y = (*(bk_task_t *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+int
+bk_state_snapshot(const bk_user_t *u, int (*fn)(void *, const bk_blob_t *), void *arg)
+{
+    size_t n = strmap_size(u->tasks), pos = 0, i = 0;
+    if (n == 0)
+        return 0;
+    bk_task_t **all = malloc(n * sizeof *all);
+    if (!all)
+        return -1;
+    bk_task_t *t;
+    while ((t = strmap_next(u->tasks, &pos)) != NULL)
+        all[i++] = t;
+    qsort(all, n, sizeof *all, s_by_seq);
+    for (i = 0; i < n; i++)
+        if (fn(arg, all[i]->blob) != 0)
+            break;
+    free(all);
+    return 0;
+}

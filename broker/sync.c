@@ -1,0 +1,193 @@
+/*  sync.c: gateways ask for a user's state (ROUTER).
+ *
+ *  Request, one frame: {"req":N,"user_id":U[,"since":S,"epoch":E]}
+ *  Answer: [header][event]...[event], header
+ *      {"req":N,"user_id":U,"epoch":E,"seq":S,"mode":"replay"|"snapshot"}
+ *  "replay" when since/epoch were given, epoch is the user's current one and
+ *  the history still holds every event after since: the events are exactly
+ *  those, in order. Otherwise "snapshot": the latest event of every task the
+ *  user has (live, or terminal within the retention time), lowest seq first.
+ *  seq is the user's last seq at the time of the answer; a gateway that was
+ *  subscribed before asking receives every later event live.
+ *  A request that cannot be read gets {"req":N?,"error":"<sentence>"}.
+ */
+#include <msgpack.h>
+#include <string.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "zmsg.h"
+
+typedef struct {
+    uint64_t req;
+    int has_req;
+    mp_value_t user_id;
+    int has_since;
+    uint64_t since;
+    mp_value_t epoch;
+    int has_epoch;
+} s_request_t;
+
+static int
+s_parse(const void *bytes, size_t len, s_request_t *rq)
+{
+    memset(rq, 0, sizeof *rq);
+    mp_reader_t r;
+    mp_value_t map, key, val;
+    mp_reader_init(&r, bytes, len);
+    if (!mp_check(bytes, len, 4) || mp_read(&r, &map) != 0 || map.type != MP_MAP)
+        return -1;
+    for (uint32_t i = 0; i < map.v.n; i++) {
+        if (mp_read(&r, &key) != 0 || key.type != MP_STR)
+            return -1;
+        mp_reader_t at = r;
+        if (mp_read(&r, &val) != 0)
+            return -1;
+        if (mp_str_eq(&key, "req") && val.type == MP_UINT) {
+            rq->req = val.v.u;
+            rq->has_req = 1;
+        }
+        else if (mp_str_eq(&key, "user_id") && val.type == MP_STR)
+            rq->user_id = val;
+        else if (mp_str_eq(&key, "since") && val.type == MP_UINT) {
+            rq->since = val.v.u;
+            rq->has_since = 1;
+        }
+        else if (mp_str_eq(&key, "epoch") && val.type == MP_STR) {
+            rq->epoch = val;
+            rq->has_epoch = 1;
+        }
+        else {
+            r = at; /* unknown key: skip its value whatever it is */
+            if (mp_skip(&r, 4) != 0)
+                return -1;
+        }
+    }
+    if (!rq->has_req || rq->user_id.type != MP_STR ||
+        !event_user_id_valid(rq->user_id.v.s.p, rq->user_id.v.s.len))
+        return -1;
+    return 0;
+}
+
+static void
+s_pack_key(msgpack_packer *pk, const char *k)
+{
+    msgpack_pack_str(pk, strlen(k));
+    msgpack_pack_str_body(pk, k, strlen(k));
+}
+
+typedef struct {
+    broker_t *bk;
+    zmsg_t *m;
+    size_t payload;
+    int failed;
+} s_reply_t;
+
+static int
+s_send_frame(void *arg, const bk_blob_t *blob)
+{
+    s_reply_t *rp = arg;
+    /* Every frame but the last has SNDMORE: send the previous one late. */
+    if (zmq_send(rp->bk->sync, rp->bk->scratch.data, rp->bk->scratch.len,
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        rp->failed = 1;
+        return -1;
+    }
+    buf_reset(&rp->bk->scratch);
+    buf_append(&rp->bk->scratch, blob->data, blob->len);
+    return 0;
+}
+
+static void
+s_answer_error(broker_t *bk, zmsg_t *m, size_t payload, const s_request_t *rq)
+{
+    msgpack_packer pk;
+    buf_reset(&bk->scratch);
+    msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
+    msgpack_pack_map(&pk, rq->has_req ? 2 : 1);
+    if (rq->has_req) {
+        s_pack_key(&pk, "req");
+        msgpack_pack_uint64(&pk, rq->req);
+    }
+    s_pack_key(&pk, "error");
+    s_pack_key(&pk, "request must be a map with req and a valid user_id");
+    for (size_t i = 0; i < payload; i++)
+        if (zmq_send(bk->sync, zmsg_data(m, i), zmsg_size(m, i), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return;
+    (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
+}
+
+static void
+s_handle(broker_t *bk, zmsg_t *m)
+{
+    size_t payload = 1;
+    while (payload < m->count && zmsg_size(m, payload) == 0)
+        payload++;
+    s_request_t rq;
+    if (m->truncated || payload + 1 != m->count ||
+        s_parse(zmsg_data(m, payload), zmsg_size(m, payload), &rq) != 0) {
+        memset(&rq, 0, sizeof rq);
+        log_warn(&bk->log, "unreadable sync request");
+        s_answer_error(bk, m, payload < m->count ? payload : m->count, &rq);
+        return;
+    }
+    bk_user_t *u = bk_state_user(&bk->state, rq.user_id.v.s.p, rq.user_id.v.s.len, clock_mono_ms());
+    if (!u) {
+        log_warn(&bk->log, "sync for user %.*s refused: at the user limit", (int)rq.user_id.v.s.len,
+                 rq.user_id.v.s.p);
+        s_answer_error(bk, m, payload, &rq);
+        return;
+    }
+    int replay = rq.has_since && rq.has_epoch && rq.epoch.v.s.len == u->epoch_len &&
+                 memcmp(rq.epoch.v.s.p, u->epoch, u->epoch_len) == 0;
+    /* A replay is possible only if the history holds everything after since:
+     * check first (a dry run) so the header can say which mode follows. */
+    if (replay) {
+        replay = bk_state_replay(u, rq.since, NULL, NULL);
+    }
+
+    for (size_t i = 0; i < payload; i++)
+        if (zmq_send(bk->sync, zmsg_data(m, i), zmsg_size(m, i), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return;
+    msgpack_packer pk;
+    buf_reset(&bk->scratch);
+    msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
+    msgpack_pack_map(&pk, 5);
+    s_pack_key(&pk, "req");
+    msgpack_pack_uint64(&pk, rq.req);
+    s_pack_key(&pk, "user_id");
+    msgpack_pack_str(&pk, u->id_len);
+    msgpack_pack_str_body(&pk, u->id, u->id_len);
+    s_pack_key(&pk, "epoch");
+    msgpack_pack_str(&pk, u->epoch_len);
+    msgpack_pack_str_body(&pk, u->epoch, u->epoch_len);
+    s_pack_key(&pk, "seq");
+    msgpack_pack_uint64(&pk, u->seq);
+    s_pack_key(&pk, "mode");
+    s_pack_key(&pk, replay ? "replay" : "snapshot");
+
+    s_reply_t rp = {.bk = bk, .m = m, .payload = payload};
+    if (replay)
+        bk_state_replay(u, rq.since, s_send_frame, &rp);
+    else if (bk_state_snapshot(u, s_send_frame, &rp) != 0)
+        log_error(&bk->log, "snapshot for user %.*s: out of memory", (int)u->id_len, u->id);
+    if (!rp.failed)
+        (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
+    bk->stats.syncs++;
+    log_debug(&bk->log, "sync user=%.*s mode=%s seq=%llu", (int)u->id_len, u->id,
+              replay ? "replay" : "snapshot", (unsigned long long)u->seq);
+}
+
+int
+bk_sync_drain(broker_t *bk, int max)
+{
+    int n = 0;
+    zmsg_t m;
+    while (n < max && zmsg_recv(&m, bk->sync, ZMQ_DONTWAIT) == 0) {
+        if (m.count >= 1)
+            s_handle(bk, &m);
+        zmsg_close(&m);
+        n++;
+    }
+    return n;
+}
