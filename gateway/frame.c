@@ -1,0 +1,64 @@
+/*  frame.c: rendered JSON frames, shared by reference among sessions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+
+gw_frame_t *
+gw_frame_new(const char *json, size_t len, gw_frame_kind_t kind)
+{
+    gw_frame_t *f = malloc(sizeof *f + LWS_PRE + len);
+    if (!f)
+        return NULL;
+    f->refs = 1;
+    f->len = (uint32_t)len;
+    f->seq = 0;
+    f->gen = 0;
+    f->kind = (uint8_t)kind;
+    memcpy(f->buf + LWS_PRE, json, len);
+    return f;
+}
+
+gw_frame_t *
+gw_frame_ref(gw_frame_t *f)
+{
+    if (f)
+        f->refs++;
+    return f;
+}
+
+void
+gw_frame_unref(gw_frame_t **f_p)
+{
+    gw_frame_t *f = *f_p;
+    if (f && --f->refs == 0)
+        free(f);
+    *f_p = NULL;
+}
+
+gw_frame_t *
+gw_frame_error(const char *code, const char *message)
+{
+    buf_t b;
+    buf_init(&b);
+    buf_append_str(&b, "{\"type\":\"error\",\"code\":");
+    event_json_string(&b, code, strlen(code));
+    buf_append_str(&b, ",\"message\":");
+    event_json_string(&b, message, strlen(message));
+    buf_append_char(&b, '}');
+    gw_frame_t *f = buf_ok(&b) ? gw_frame_new(b.data, b.len, GW_FRAME_CONTROL) : NULL;
+    buf_free(&b);
+    return f;
+}
+
+void
+gw_batch_free(gw_batch_t **batch_p)
+{
+    gw_batch_t *b = *batch_p;
+    if (!b)
+        return;
+    for (uint32_t i = 0; i < b->count; i++)
+        gw_frame_unref(&b->frames[i]);
+    free(b);
+    *batch_p = NULL;
+}

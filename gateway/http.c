@@ -1,0 +1,217 @@
+/*  http.c: the gateway's HTTP surface, exactly the routes of the contract.
+ *
+ *    GET /api/v1/ws/tasks/{user_id}   the one WebSocket route (upgrade only)
+ *    GET /api/v1/ws/status?token=JWT  JSON status (user: own connections;
+ *                                     admin: the whole gateway)
+ *    GET /health                      liveness
+ *    GET /ready                       200 only while the broker link is up
+ *    GET /metrics                     Prometheus text
+ *    anything else                    404, upgrade or not
+ *
+ *  Paths are compared whole and exactly: there is one table of routes and
+ *  no prefix mounting, so "/api/v1/api/v1/ws/tasks/2" cannot exist.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clock.h"
+#include "gateway.h"
+
+#define S_WS_PREFIX "/api/v1/ws/tasks/"
+
+int
+gw_http_ws_user(const char *path, char *id)
+{
+    size_t plen = strlen(S_WS_PREFIX);
+    if (strncmp(path, S_WS_PREFIX, plen) != 0)
+        return -1;
+    const char *u = path + plen;
+    size_t n = strlen(u);
+    if (!event_user_id_valid(u, n))
+        return -1;
+    memcpy(id, u, n + 1);
+    return 0;
+}
+
+int
+gw_http_arg(struct lws *wsi, const char *name, char *out, size_t outlen)
+{
+    /* lws copies "name=value" into the buffer and returns a pointer to the
+     * value, or NULL if absent or too long for the buffer. */
+    const char *v = lws_get_urlarg_by_name(wsi, name, out, (int)outlen);
+    if (!v)
+        return -1;
+    memmove(out, v, strlen(v) + 1);
+    return 0;
+}
+
+static const char *
+s_reason(unsigned int code)
+{
+    switch (code) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 426:
+        return "Upgrade Required";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
+    }
+}
+
+/*  Writes a whole HTTP/1.1 response in one write and ends the transaction,
+ *  except while confirming an upgrade (lws ends it then, and the connection
+ *  closes). The head is written by hand: while an upgrade is being
+ *  confirmed, lws has not read the request's version yet and would answer
+ *  "HTTP/1.0", which WebSocket clients refuse to read. Returns what the
+ *  callback returns. */
+static int
+s_respond(gateway_t *gw, struct lws *wsi, unsigned int code, const char *type, const char *body,
+          size_t len)
+{
+    int upgrading = lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) > 0;
+    buf_t *b = &gw->scratch;
+    buf_reset(b);
+    if (buf_reserve(b, LWS_PRE) != 0)
+        return -1;
+    b->len = LWS_PRE;
+    buf_printf(b,
+               "HTTP/1.1 %u %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+               "cache-control: no-store\r\n%s\r\n",
+               code, s_reason(code), type, len, upgrading ? "connection: close\r\n" : "");
+    buf_append(b, body, len);
+    if (!buf_ok(b))
+        return -1;
+    size_t n = b->len - LWS_PRE;
+    if (lws_write(wsi, (unsigned char *)b->data + LWS_PRE, n, LWS_WRITE_HTTP) < (int)n)
+        return -1;
+    if (upgrading)
+        return 1; /* HTTP_CONFIRM_UPGRADE: "answered; lws completes it" */
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int
+s_respond_json(gateway_t *gw, struct lws *wsi, unsigned int code, buf_t *body)
+{
+    int rc =
+        buf_ok(body) ? s_respond(gw, wsi, code, "application/json", body->data, body->len) : -1;
+    buf_free(body);
+    return rc;
+}
+
+static int
+s_respond_error(gateway_t *gw, struct lws *wsi, unsigned int code, const char *err,
+                const char *message)
+{
+    buf_t b;
+    buf_init(&b);
+    buf_append_str(&b, "{\"type\":\"error\",\"code\":");
+    event_json_string(&b, err, strlen(err));
+    buf_append_str(&b, ",\"message\":");
+    event_json_string(&b, message, strlen(message));
+    buf_append_char(&b, '}');
+    return s_respond_json(gw, wsi, code, &b);
+}
+
+/*  /api/v1/ws/status: the token decides what is shown, and without a valid
+ *  token nothing is. */
+static int
+s_status(gateway_t *gw, struct lws *wsi)
+{
+    char token[JWT_TOKEN_MAX + 1], auth[JWT_TOKEN_MAX + 16];
+    size_t len = 0;
+    if (gw_http_arg(wsi, "token=", token, sizeof token) == 0)
+        len = strlen(token);
+    else if (lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+             strncasecmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) < sizeof token) {
+        strcpy(token, auth + 7);
+        len = strlen(token);
+    }
+    jwt_claims_t claims;
+    jwt_status_t st = jwt_verify(&gw->keys, token, len, clock_wall_ms() / 1000, &claims);
+    sodium_memzero(token, sizeof token);
+    sodium_memzero(auth, sizeof auth);
+    if (st != JWT_OK) {
+        gw->stats.auth_failures++;
+        log_info(&gw->log, "status request refused: %s (401)", jwt_status_message(st));
+        return s_respond_error(gw, wsi, 401, "unauthorized", jwt_status_message(st));
+    }
+    buf_t b;
+    buf_init(&b);
+    gw_status_render(gw, claims.admin ? NULL : claims.sub, &b);
+    return s_respond_json(gw, wsi, 200, &b);
+}
+
+int
+gw_http_request(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *uri)
+{
+    if (s)
+        s->state = GW_S_HTTP;
+    gw->stats.http_requests++;
+    char id[EVENT_USER_ID_MAX + 1];
+    int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    const char *path = uri ? uri : "";
+    int known = strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0 ||
+                strcmp(path, "/metrics") == 0 || strcmp(path, "/api/v1/ws/status") == 0 ||
+                gw_http_ws_user(path, id) == 0;
+    log_debug(&gw->log, "http %s %s", is_get ? "GET" : "(not GET)", path);
+    if (!known) {
+        gw->stats.not_found++;
+        return s_respond_error(gw, wsi, 404, "not_found", "no such route");
+    }
+    if (!is_get)
+        return s_respond_error(gw, wsi, 405, "method_not_allowed", "only GET is served");
+    if (strcmp(path, "/health") == 0) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        return s_respond(gw, wsi, 200, "application/json", ok, sizeof ok - 1);
+    }
+    if (strcmp(path, "/ready") == 0) {
+        if (gw->broker_up && !gw->stopping) {
+            static const char ready[] = "{\"status\":\"ready\"}";
+            return s_respond(gw, wsi, 200, "application/json", ready, sizeof ready - 1);
+        }
+        return s_respond_error(gw, wsi, 503, "unavailable",
+                               gw->stopping ? "the gateway is shutting down"
+                                            : "the broker is unreachable");
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        buf_t b;
+        buf_init(&b);
+        gw_status_metrics(gw, &b);
+        int rc =
+            buf_ok(&b) ? s_respond(gw, wsi, 200, "text/plain; version=0.0.4", b.data, b.len) : -1;
+        buf_free(&b);
+        return rc;
+    }
+    if (strcmp(path, "/api/v1/ws/status") == 0)
+        return s_status(gw, wsi);
+    return s_respond_error(gw, wsi, 426, "upgrade_required",
+                           "this route is a WebSocket: connect with ws:// and ?token=");
+}
+
+int
+gw_http_confirm_upgrade(gateway_t *gw, struct lws *wsi, const char *upgrade)
+{
+    char path[512] = "", id[EVENT_USER_ID_MAX + 1];
+    if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
+        return s_respond_error(gw, wsi, 400, "bad_request", "only WebSocket upgrades");
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 ||
+        gw_http_ws_user(path, id) != 0) {
+        gw->stats.not_found++;
+        log_info(&gw->log, "upgrade refused: no route %.200s (404)", path);
+        return s_respond_error(gw, wsi, 404, "not_found", "no such route");
+    }
+    return 0;
+}

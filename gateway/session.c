@@ -1,0 +1,413 @@
+/*  session.c: one browser WebSocket: authenticate after the handshake, sync,
+ *  then follow the user's ring.
+ *
+ *  Authentication happens here, in ESTABLISHED, never before the handshake:
+ *  a refused client always receives {"type":"error",...} and a 4401/4403
+ *  close code instead of a bare connection reset.
+ *
+ *  Write order on every WRITEABLE: a control frame (hello or error), owed
+ *  pongs, the sync batch, then the ring. Frames at or below last_seq are
+ *  skipped, so the boundary between a snapshot/replay and the live stream
+ *  has neither a gap nor a duplicate; a frame above last_seq + 1 is a gap and
+ *  the session asks sync for a replay before going on.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cfg.h"
+#include "clock.h"
+#include "gateway.h"
+#include "json.h"
+
+#define S_WRITES_PER_CALLBACK 64
+#define S_PONGS_MAX           8
+
+/* ---------------------------------------------------------------- pending list */
+
+void
+gw_session_pending_add(gateway_t *gw, gw_session_t *s)
+{
+    if (s->pprev || gw->pending == s)
+        return;
+    s->pnext = gw->pending;
+    s->pprev = NULL;
+    if (gw->pending)
+        gw->pending->pprev = s;
+    gw->pending = s;
+}
+
+void
+gw_session_pending_remove(gateway_t *gw, gw_session_t *s)
+{
+    if (!s->pprev && gw->pending != s)
+        return;
+    if (s->pprev)
+        s->pprev->pnext = s->pnext;
+    else
+        gw->pending = s->pnext;
+    if (s->pnext)
+        s->pnext->pprev = s->pprev;
+    s->pnext = s->pprev = NULL;
+}
+
+/* ---------------------------------------------------------------- failing */
+
+void
+gw_session_fail(gateway_t *gw, gw_session_t *s, uint16_t code, const char *err_code,
+                const char *message)
+{
+    if (s->state == GW_S_CLOSING)
+        return;
+    gw_session_pending_remove(gw, s);
+    if (s->user)
+        gw_user_detach(gw, s->user, s);
+    gw_batch_free(&s->batch);
+    gw_frame_unref(&s->ctl);
+    s->ctl = gw_frame_error(err_code, message);
+    s->close_code = code;
+    s->state = GW_S_CLOSING;
+    s->pongs = 0;
+    /* A client that does not read its error frame still goes away. */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+    lws_callback_on_writable(s->wsi);
+}
+
+/* ---------------------------------------------------------------- authentication */
+
+/*  The token from ?token= or, for non-browser clients, Authorization:
+ *  Bearer. Returns its length (0: none). */
+static size_t
+s_token(struct lws *wsi, char *out, size_t outlen)
+{
+    if (gw_http_arg(wsi, "token=", out, outlen) == 0)
+        return strlen(out);
+    char auth[JWT_TOKEN_MAX + 16];
+    if (lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+        strncasecmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) < outlen) {
+        strcpy(out, auth + 7);
+        return strlen(out);
+    }
+    out[0] = '\0';
+    return 0;
+}
+
+/*  Reads since= and epoch=. 0, or -1 with a sentence for the client. */
+static int
+s_resume_args(struct lws *wsi, gw_session_t *s, const char **why)
+{
+    char since[32], epoch[EVENT_EPOCH_MAX + 2];
+    int has_since = gw_http_arg(wsi, "since=", since, sizeof since) == 0;
+    int has_epoch = gw_http_arg(wsi, "epoch=", epoch, sizeof epoch) == 0;
+    if (has_since) {
+        if (cfg_parse_u64(since, 0, UINT64_MAX, &s->since) != 0) {
+            *why = "since must be a whole number (the seq of the last event received)";
+            return -1;
+        }
+        s->has_since = 1;
+    }
+    if (has_epoch) {
+        size_t n = strlen(epoch);
+        for (size_t i = 0; i < n; i++)
+            if (epoch[i] < 0x21 || epoch[i] > 0x7e)
+                n = 0;
+        if (n == 0 || n > EVENT_EPOCH_MAX) {
+            *why = "epoch must be the epoch string from the hello frame";
+            return -1;
+        }
+        s->resume_epoch = strdup(epoch);
+        if (!s->resume_epoch) {
+            *why = "out of memory";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+gw_session_established(gateway_t *gw, struct lws *wsi, gw_session_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->wsi = wsi;
+    s->id = ++gw->next_session_id;
+    s->state = GW_S_WAIT_CONFIRM;
+    s->connected_ms = clock_wall_ms();
+    gw->nsessions++;
+    gw->stats.connections_total++;
+
+    char peer[64] = "?", path[256] = "", uid[EVENT_USER_ID_MAX + 1] = "";
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
+        path[0] = '\0';
+    log_info(&gw->log, "accepted conn=%u from %s path=%s", s->id, peer, path);
+
+    if (gw->stopping) {
+        gw_session_fail(gw, s, GW_CLOSE_GOING_AWAY, "shutdown", "the gateway is shutting down");
+        return;
+    }
+    if (gw_http_ws_user(path, uid) != 0) { /* confirm_upgrade let only the route through */
+        gw_session_fail(gw, s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "not_found", "no such route");
+        return;
+    }
+    char token[JWT_TOKEN_MAX + 1];
+    size_t toklen = s_token(wsi, token, sizeof token);
+    jwt_claims_t claims;
+    jwt_status_t st = jwt_verify(&gw->keys, token, toklen, clock_wall_ms() / 1000, &claims);
+    sodium_memzero(token, sizeof token);
+    if (st != JWT_OK) {
+        gw->stats.auth_failures++;
+        log_info(&gw->log, "rejected conn=%u user=%s: %s (4401)", s->id, uid,
+                 jwt_status_message(st));
+        gw_session_fail(gw, s, GW_CLOSE_UNAUTHORIZED, "unauthorized", jwt_status_message(st));
+        return;
+    }
+    if (strcmp(claims.sub, uid) != 0) {
+        gw->stats.auth_failures++;
+        log_info(&gw->log, "rejected conn=%u user=%s: token is for another user (4403)", s->id,
+                 uid);
+        gw_session_fail(gw, s, GW_CLOSE_FORBIDDEN, "forbidden", "token is for another user");
+        return;
+    }
+    const char *why = NULL;
+    if (s_resume_args(wsi, s, &why) != 0) {
+        log_info(&gw->log, "rejected conn=%u user=%s: %s (4400)", s->id, uid, why);
+        gw_session_fail(gw, s, GW_CLOSE_BAD_REQUEST, "bad_request", why);
+        return;
+    }
+    gw_user_t *u = gw_user_get(gw, uid, strlen(uid));
+    if (!u) {
+        gw_session_fail(gw, s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal", "out of memory");
+        return;
+    }
+    log_info(&gw->log, "authenticated conn=%u user=%s%s", s->id, uid,
+             s->has_since ? " (resuming)" : "");
+    gw_user_attach(gw, u, s);
+}
+
+/* ---------------------------------------------------------------- sync */
+
+void
+gw_session_sync(gateway_t *gw, gw_session_t *s)
+{
+    gw_user_t *u = s->user;
+    if (!u)
+        return;
+    uint64_t since = 0;
+    const char *epoch = NULL;
+    if (s->gen == 0) {
+        /* First sync: what the client asked for. */
+        if (s->has_since && s->resume_epoch) {
+            since = s->since;
+            epoch = s->resume_epoch;
+        }
+    }
+    else if (s->gen == u->gen && u->epoch_len) {
+        /* A gap (or a relink): replay what this session has not seen. */
+        since = s->last_seq;
+        epoch = u->epoch;
+    }
+    /* else the epoch changed: a snapshot of the new one. */
+    if (s->state != GW_S_SYNCING && s->state != GW_S_WAIT_CONFIRM)
+        s->wait_since_ms = clock_mono_ms();
+    s->state = GW_S_SYNCING;
+    s->req_sent_ms = clock_mono_ms();
+    gw_session_pending_add(gw, s);
+    gw->stats.syncs++;
+    if (gw_link_request_sync(gw, s, since, epoch) != 0)
+        s->req = 0; /* not sent: the tick retries */
+}
+
+void
+gw_session_synced(gateway_t *gw, gw_session_t *s, gw_batch_t *batch)
+{
+    gw_user_t *u = s->user;
+    gw_session_pending_remove(gw, s);
+    s->req = 0;
+    gw_batch_free(&s->batch);
+    if (s->gen != u->gen) {
+        /* A new hello: first sync, or the broker's state for this user
+         * started over (seq counts from 1 again). */
+        int resume = s->gen == 0 && s->has_since && s->resume_epoch &&
+                     strcmp(s->resume_epoch, u->epoch) == 0;
+        s->last_seq = resume ? s->since : 0;
+        s->gen = u->gen;
+        gw_frame_unref(&s->ctl);
+        s->ctl = gw_frame_ref(u->hello);
+    }
+    s->batch = batch;
+    s->state = GW_S_LIVE;
+    if (s->cursor < u->tail)
+        gw_user_move_cursor(u, s, u->tail);
+    lws_callback_on_writable(s->wsi);
+}
+
+void
+gw_session_check_pending(gateway_t *gw, int64_t now_ms)
+{
+    gw_session_t *s = gw->pending, *next;
+    for (; s; s = next) {
+        next = s->pnext;
+        if (now_ms - s->wait_since_ms >= GW_SYNC_GIVE_UP_MS) {
+            gw->stats.sync_timeouts++;
+            log_warn(&gw->log, "conn=%u user=%s: no answer from the broker, closing (1013)", s->id,
+                     s->user ? s->user->id : "?");
+            gw_session_fail(gw, s, GW_CLOSE_TRY_AGAIN, "unavailable",
+                            "the broker did not answer; try again later");
+        }
+        else if (s->state == GW_S_SYNCING && now_ms - s->req_sent_ms >= GW_SYNC_RETRY_MS)
+            gw_session_sync(gw, s);
+    }
+}
+
+/* ---------------------------------------------------------------- receive */
+
+int
+gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *in, size_t len)
+{
+    if (s->state == GW_S_CLOSING)
+        return 0;
+    if (lws_frame_is_binary(wsi)) {
+        gw_session_fail(gw, s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "bad_request",
+                        "binary messages are not accepted");
+        return 0;
+    }
+    if (!lws_is_first_fragment(wsi) || !lws_is_final_fragment(wsi) ||
+        lws_remaining_packet_payload(wsi) > 0 || len > GW_CLIENT_MSG_MAX) {
+        gw_session_fail(gw, s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message_too_big",
+                        "client messages are limited to 512 bytes");
+        return 0;
+    }
+    json_tok_t toks[16];
+    int n = json_parse(in, len, toks, 16, 4);
+    int t = n > 0 && toks[0].type == JSON_OBJECT ? json_object_get(in, toks, 0, "type") : -1;
+    if (t > 0 && toks[t].type == JSON_STRING && json_string_eq(in, &toks[t], "ping")) {
+        if (s->pongs < S_PONGS_MAX)
+            s->pongs++;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (!s->ctl) {
+        s->ctl = gw_frame_error("bad_request", "unknown message; the only one understood is "
+                                               "{\"type\":\"ping\"}");
+        lws_callback_on_writable(wsi);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- write */
+
+/*  The next frame for a LIVE session from its batch or the ring, with a
+ *  reference the caller drops (moving the cursor may free the ring's), or
+ *  NULL (caught up, or it started a resync / was failed). */
+static gw_frame_t *
+s_next_frame(gateway_t *gw, gw_session_t *s)
+{
+    gw_user_t *u = s->user;
+    while (s->batch) {
+        gw_batch_t *b = s->batch;
+        if (b->pos < b->count) {
+            gw_frame_t *f = b->frames[b->pos++];
+            if (f->seq > s->last_seq)
+                return gw_frame_ref(f);
+            continue;
+        }
+        if (b->seq > s->last_seq)
+            s->last_seq = b->seq;
+        gw_batch_free(&s->batch);
+    }
+    while (u && s->state == GW_S_LIVE) {
+        if (s->cursor < u->tail) {
+            gw->stats.slow_consumers++;
+            log_warn(&gw->log, "conn=%u user=%s: too slow to keep up, closing (1013)", s->id,
+                     u->id);
+            gw_session_fail(gw, s, GW_CLOSE_TRY_AGAIN, "slow_consumer",
+                            "the connection could not keep up; reconnect with since");
+            return NULL;
+        }
+        if (s->cursor >= u->head)
+            return NULL;
+        gw_frame_t *f = u->ring[s->cursor & (u->ring_cap - 1)];
+        if (f->gen > s->gen || (f->gen == s->gen && f->seq > s->last_seq + 1)) {
+            /* A new epoch, or events missing before this one: ask again,
+             * and come back to this frame afterwards. */
+            if (f->gen == s->gen)
+                log_info(&gw->log, "conn=%u user=%s: gap after seq %llu, replaying", s->id, u->id,
+                         (unsigned long long)s->last_seq);
+            gw_session_sync(gw, s);
+            return NULL;
+        }
+        int wanted = f->gen == s->gen && f->seq > s->last_seq;
+        if (wanted)
+            gw_frame_ref(f);
+        gw_user_move_cursor(u, s, s->cursor + 1);
+        if (wanted)
+            return f;
+    }
+    return NULL;
+}
+
+int
+gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
+{
+    for (int budget = S_WRITES_PER_CALLBACK; budget > 0; budget--) {
+        if (lws_send_pipe_choked(wsi)) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        gw_frame_t *f = NULL; /* a reference we own */
+        if (s->ctl) {
+            f = s->ctl;
+            s->ctl = NULL;
+        }
+        else if (s->state == GW_S_CLOSING) {
+            lws_close_reason(wsi, (enum lws_close_status)s->close_code, NULL, 0);
+            return -1;
+        }
+        else if (s->pongs) {
+            s->pongs--;
+            f = gw_frame_ref(gw->pong);
+        }
+        else if (s->state == GW_S_LIVE)
+            f = s_next_frame(gw, s);
+        if (!f) {
+            if (s->ctl || s->state == GW_S_CLOSING)
+                continue; /* s_next_frame failed the session: send that now */
+            return 0;
+        }
+        int n = lws_write(wsi, gw_frame_payload(f), f->len, LWS_WRITE_TEXT);
+        if (f->kind == GW_FRAME_EVENT) {
+            s->last_seq = f->seq;
+            gw->stats.frames_sent++;
+        }
+        int short_write = n < (int)f->len;
+        gw_frame_unref(&f);
+        if (short_write)
+            return -1;
+        if (s->state == GW_S_CLOSING) {
+            /* Close only once the error frame has left (next WRITEABLE). */
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+void
+gw_session_closed(gateway_t *gw, gw_session_t *s)
+{
+    if (!s->wsi)
+        return; /* never established */
+    gw_session_pending_remove(gw, s);
+    if (s->user)
+        gw_user_detach(gw, s->user, s);
+    gw_batch_free(&s->batch);
+    gw_frame_unref(&s->ctl);
+    free(s->resume_epoch);
+    s->resume_epoch = NULL;
+    gw->nsessions--;
+    log_info(&gw->log, "closed conn=%u", s->id);
+    s->wsi = NULL;
+}
