@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs what taskcast needs to build and test on Debian 12 (bookworm).
+set -eu
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+PACKAGES="build-essential cmake pkg-config
+  libzmq3-dev libwebsockets-dev libcap-dev libmsgpack-dev libsodium-dev
+  python3 python3-pytest python3-websockets python3-zmq python3-msgpack python3-jwt
+  python3-cryptography curl"
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "taskcast: installing$missing" >&2
+  $SUDO apt-get update
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $missing
+fi
