@@ -495,10 +495,9 @@ test_shape(const jwt_keys_t *hs)
         for (int sp = 0; sp < 3; sp++) {
             snprintf(header, sizeof header, "%s%.*s", HS, sp, "   ");
             s_sign(tok, sizeof tok, header, payload, SIG_HS256, sec, strlen(SECRET));
-            if (strlen(tok) == JWT_TOKEN_MAX)
-                snprintf(at_max, sizeof at_max, "%s", tok);
-            else if (strlen(tok) == JWT_TOKEN_MAX + 1)
-                snprintf(past_max, sizeof past_max, "%s", tok);
+            size_t n = strlen(tok);
+            if (n == JWT_TOKEN_MAX || n == JWT_TOKEN_MAX + 1)
+                memcpy(n == JWT_TOKEN_MAX ? at_max : past_max, tok, n + 1);
         }
     }
     CHECK(strlen(at_max) == JWT_TOKEN_MAX && strlen(past_max) == JWT_TOKEN_MAX + 1);
