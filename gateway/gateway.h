@@ -45,12 +45,16 @@
 #define GW_TICK_MS         100          /* timers and the ZeroMQ safety-net drain */
 #define GW_SHUTDOWN_MS     3000         /* SIGTERM: time given to close clients */
 
-/*  Close codes the gateway decides (each follows an error frame). */
+/*  Close codes the gateway decides (each follows an error frame). Beyond
+ *  1001, they are 4000 + the HTTP status that says the same: private-range
+ *  codes are accepted by every client library (lws clients turn 1012-1014
+ *  into 1002). */
 #define GW_CLOSE_GOING_AWAY   1001 /* SIGTERM: the gateway is stopping */
-#define GW_CLOSE_TRY_AGAIN    1013 /* broker unreachable, or the client too slow */
 #define GW_CLOSE_BAD_REQUEST  4400 /* since/epoch malformed */
 #define GW_CLOSE_UNAUTHORIZED 4401 /* missing, malformed, expired or badly signed token */
 #define GW_CLOSE_FORBIDDEN    4403 /* valid token for another user */
+#define GW_CLOSE_TOO_SLOW     4429 /* the client fell too far behind: reconnect with since */
+#define GW_CLOSE_UNAVAILABLE  4503 /* the broker did not answer: try again later */
 
 /* ---------------------------------------------------------------- frames */
 

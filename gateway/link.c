@@ -442,7 +442,7 @@ s_on_sync_answer(gateway_t *gw)
         gw->stats.bad_broker_messages++;
     if (s && h.error) {
         log_warn(&gw->log, "conn=%u user=%s: the broker refused the sync", s->id, u->id);
-        gw_session_fail(gw, s, GW_CLOSE_TRY_AGAIN, "unavailable",
+        gw_session_fail(gw, s, GW_CLOSE_UNAVAILABLE, "unavailable",
                         "the broker cannot serve this user now; try again later");
         s = NULL;
     }

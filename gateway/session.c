@@ -251,9 +251,9 @@ gw_session_check_pending(gateway_t *gw, int64_t now_ms)
         next = s->pnext;
         if (now_ms - s->wait_since_ms >= GW_SYNC_GIVE_UP_MS) {
             gw->stats.sync_timeouts++;
-            log_warn(&gw->log, "conn=%u user=%s: no answer from the broker, closing (1013)", s->id,
+            log_warn(&gw->log, "conn=%u user=%s: no answer from the broker, closing (4503)", s->id,
                      s->user ? s->user->id : "?");
-            gw_session_fail(gw, s, GW_CLOSE_TRY_AGAIN, "unavailable",
+            gw_session_fail(gw, s, GW_CLOSE_UNAVAILABLE, "unavailable",
                             "the broker did not answer; try again later");
         }
         else if (s->state == GW_S_SYNCING && now_ms - s->req_sent_ms >= GW_SYNC_RETRY_MS)
@@ -320,9 +320,9 @@ s_next_frame(gateway_t *gw, gw_session_t *s)
     while (u && s->state == GW_S_LIVE) {
         if (s->cursor < u->tail) {
             gw->stats.slow_consumers++;
-            log_warn(&gw->log, "conn=%u user=%s: too slow to keep up, closing (1013)", s->id,
+            log_warn(&gw->log, "conn=%u user=%s: too slow to keep up, closing (4429)", s->id,
                      u->id);
-            gw_session_fail(gw, s, GW_CLOSE_TRY_AGAIN, "slow_consumer",
+            gw_session_fail(gw, s, GW_CLOSE_TOO_SLOW, "slow_consumer",
                             "the connection could not keep up; reconnect with since");
             return NULL;
         }
