@@ -107,13 +107,13 @@ static void
 s_handle(broker_t *bk, zmsg_t *m)
 {
     /* [identity][""...][event]: the payload is the first non-empty frame
-     * after the identity, and must be the last. */
+     * after the identity (or the last frame, if all are empty: an empty
+     * event from a DEALER), and must be the last. */
     size_t payload = 1;
-    while (payload < m->count && zmsg_size(m, payload) == 0)
+    while (payload + 1 < m->count && zmsg_size(m, payload) == 0)
         payload++;
     if (m->truncated || payload + 1 != m->count) {
-        size_t env = payload < m->count ? payload : m->count;
-        s_answer_error(bk, m, env, NULL, EVENT_E_MALFORMED,
+        s_answer_error(bk, m, payload < m->count ? payload : m->count, NULL, EVENT_E_MALFORMED,
                        "a message must carry exactly one event in one frame");
         return;
     }

@@ -15,6 +15,9 @@
 
 #define S_SWEEP_MS 1000
 #define S_BATCH    512
+/*  Bigger worker messages are not read at all (ZeroMQ drops the connection);
+ *  anything between EVENT_WIRE_MAX and this gets a too_large answer. */
+#define S_INGEST_MSG_MAX (32 << 20)
 
 enum {
     O_INGEST,
@@ -121,7 +124,7 @@ s_open(broker_t *bk)
     bk->zctx = zmq_ctx_new();
     if (!bk->zctx)
         return -1;
-    if (s_bind(bk, &bk->ingest, ZMQ_ROUTER, 100000, 1 << 20, s_options[O_INGEST].value) ||
+    if (s_bind(bk, &bk->ingest, ZMQ_ROUTER, 100000, S_INGEST_MSG_MAX, s_options[O_INGEST].value) ||
         s_bind(bk, &bk->fanout, ZMQ_XPUB, 200000, 4096, s_options[O_FANOUT].value) ||
         s_bind(bk, &bk->sync, ZMQ_ROUTER, 10000, 4096, s_options[O_SYNC].value))
         return -1;

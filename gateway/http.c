@@ -39,13 +39,25 @@ gw_http_ws_user(const char *path, char *id)
 int
 gw_http_arg(struct lws *wsi, const char *name, char *out, size_t outlen)
 {
-    /* lws copies "name=value" into the buffer and returns a pointer to the
-     * value, or NULL if absent or too long for the buffer. */
-    const char *v = lws_get_urlarg_by_name(wsi, name, out, (int)outlen);
-    if (!v)
-        return -1;
-    memmove(out, v, strlen(v) + 1);
-    return 0;
+    /* Walk the query's fragments ourselves: lws_get_urlarg_by_name() stops
+     * at the first argument too long for the caller's buffer, so a long
+     * token= before since= would hide since=. */
+    size_t nlen = strlen(name);
+    for (int i = 0;; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0)
+            return -1;
+        if ((size_t)flen < nlen || (size_t)flen - nlen >= outlen)
+            continue; /* not this one, or too long for out */
+        char frag[JWT_TOKEN_MAX + 64];
+        if ((size_t)flen >= sizeof frag ||
+            lws_hdr_copy_fragment(wsi, frag, (int)sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
+            continue;
+        if (strncmp(frag, name, nlen) == 0) {
+            memcpy(out, frag + nlen, (size_t)flen - nlen + 1);
+            return 0;
+        }
+    }
 }
 
 static const char *
