@@ -2,10 +2,14 @@
 # Installs dependencies, builds (warnings as errors) twice, plain and with
 # AddressSanitizer + UndefinedBehaviorSanitizer, and runs every test on both:
 # C unit tests, PyJWT interoperability, and the end-to-end suite that starts
-# real brokers and gateways on loopback.
+# real brokers and gateways on loopback, some driven from a real browser.
 set -eu
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
+./scripts/deps.sh --browser
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+# The browser tests skip themselves when chromium or playwright-core is
+# missing; here both were just installed, so a skip would be a failure.
+export TASKCAST_REQUIRE_BROWSER=1
 ./scripts/build.sh
 ./scripts/build.sh --sanitize
 # LeakSanitizer also runs; abort on the first UBSan finding.
