@@ -21,6 +21,7 @@
 #include "log.h"
 #include "strmap.h"
 #include "topic.h"
+#include "zmsg.h"
 
 /* ---------------------------------------------------------------- state */
 
@@ -95,6 +96,9 @@ typedef enum {
     BK_RECORD_NOMEM
 } bk_record_t;
 
+/*  Drops a reference to a blob (freeing it with the last) and sets *b_p NULL. */
+void bk_blob_unref(bk_blob_t **b_p);
+
 int bk_state_init(bk_state_t *st, const bk_limits_t *limits);
 void bk_state_destroy(bk_state_t *st);
 
@@ -108,6 +112,20 @@ bk_user_t *bk_state_user(bk_state_t *st, const char *id, size_t len, int64_t now
  *  valid until the next state call) and *user_out its user. */
 bk_record_t bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_ms,
                             buf_t *scratch, bk_user_t **user_out, bk_blob_t **blob_out);
+
+/*  Puts one journaled event (published form) back into the state: the
+ *  user's seq and epoch as recorded, the task's latest state, and the
+ *  history if to_history. at_wall_ms is when it was recorded (a terminal
+ *  task's retention counts from then). Sets *seq_out to its seq. Returns 0,
+ *  or -1 if the bytes are not a published event. */
+int bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, int to_history,
+                     int64_t at_wall_ms, int64_t now_ms, int64_t wall_ms, uint64_t *seq_out);
+
+/*  Calls fn for every user (the state must not change meanwhile). */
+int bk_state_each_user(const bk_state_t *st, int (*fn)(void *arg, const bk_user_t *u), void *arg);
+
+/*  The user's task with this id, or NULL. */
+const bk_task_t *bk_state_task(const bk_user_t *u, const char *id, size_t len);
 
 /*  Marks a user topic as subscribed or not (from XPUB notifications). */
 void bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed,
@@ -130,27 +148,104 @@ int bk_state_snapshot(const bk_user_t *u, int (*fn)(void *arg, const bk_blob_t *
 
 /*  Remembers the last `capacity` (producer, pseq) pairs with the seq they got
  *  and a hash of their bytes, so a resend is answered without publishing
- *  twice and a reuse of a pair for different content is refused. */
+ *  twice and a reuse of a pair for different content is refused. Pairs are
+ *  kept as two keyed SipHash values (bk_dedup_id_t); the keys are random per
+ *  broker unless given (the journal keeps them, so ids survive a restart). */
 typedef struct bk_dedup bk_dedup_t;
+
+#define BK_DEDUP_KEYS 32 /* bytes of key material */
+
+typedef struct bk_dedup_id {
+    uint64_t key;     /* hash of (producer, pseq), never 0 */
+    uint64_t content; /* hash of the message bytes */
+} bk_dedup_id_t;
 
 typedef enum { BK_DEDUP_NEW, BK_DEDUP_RESEND, BK_DEDUP_CONFLICT } bk_dedup_result_t;
 
-bk_dedup_t *bk_dedup_new(uint32_t capacity);
+/*  keys: BK_DEDUP_KEYS bytes, or NULL for random ones. NULL on OOM or a
+ *  capacity of 0 or over 2^28. */
+bk_dedup_t *bk_dedup_new(uint32_t capacity, const unsigned char keys[BK_DEDUP_KEYS]);
 void bk_dedup_destroy(bk_dedup_t **self_p);
-/*  Looks (producer, pseq) up; on RESEND sets *seq to the seq it was given. */
-bk_dedup_result_t bk_dedup_find(bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len,
-                                uint64_t *seq);
-/*  Remembers (producer, pseq) -> seq, evicting the oldest pair when full. */
-void bk_dedup_insert(bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len,
-                     uint64_t seq);
+void bk_dedup_keys(const bk_dedup_t *self, unsigned char out[BK_DEDUP_KEYS]);
+/*  The id of ev (which must have a producer) sent as bytes. */
+void bk_dedup_hash(const bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len,
+                   bk_dedup_id_t *id);
+/*  Looks the pair up; on RESEND sets *seq to the seq it was given. */
+bk_dedup_result_t bk_dedup_find(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t *seq);
+/*  Remembers id -> seq, evicting the oldest pair when full. */
+void bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq);
+/*  Calls fn for every pair, oldest first; stops at the first non-zero. */
+int bk_dedup_each(const bk_dedup_t *self,
+                  int (*fn)(void *arg, const bk_dedup_id_t *id, uint64_t seq), void *arg);
+
+/* ---------------------------------------------------------------- journal */
+
+/*  An append-only file of checksummed records (journal.c); what the records
+ *  mean is persist.c's business. */
+typedef struct bk_journal bk_journal_t;
+
+/*  Called for each whole record at open, in order: kind and the bytes after
+ *  it. Returns 0, or -1 with a sentence in err to refuse the journal. */
+typedef int (*bk_journal_replay_fn)(void *arg, int kind, const uint8_t *body, size_t len, char *err,
+                                    size_t errlen);
+
+/*  Opens (or creates) the journal and replays it; a torn or damaged tail is
+ *  cut off and its size put in *dropped. 0, or -1 with a sentence in err. */
+int bk_journal_open(bk_journal_t **out, const char *path, bk_journal_replay_fn fn, void *arg,
+                    uint64_t *dropped, char *err, size_t errlen);
+/*  Flushes, syncs and closes. */
+void bk_journal_close(bk_journal_t **j_p);
+/*  Buffers one record: kind, then head and body bytes. */
+void bk_journal_append(bk_journal_t *j, int kind, const void *head, size_t headlen,
+                       const void *body, size_t bodylen);
+/*  Writes the buffered records. 0, or -1 with errno. */
+int bk_journal_flush(bk_journal_t *j);
+/*  fdatasync()s if anything was written since the last sync. */
+int bk_journal_sync(bk_journal_t *j);
+/*  1 once the file is over twice its size after the last rewrite, and over
+ *  min_bytes. */
+int bk_journal_wants_rewrite(const bk_journal_t *j, uint64_t min_bytes);
+uint64_t bk_journal_size(const bk_journal_t *j);
+/*  Replaces the file with the records writer appends to out. 0, or -1. */
+int bk_journal_rewrite(bk_journal_t *j, int (*writer)(void *arg, bk_journal_t *out), void *arg,
+                       char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- context */
+
+/* ---------------------------------------------------------------- persist */
+
+typedef struct broker broker_t;
+
+/*  Opens the journal at path and rebuilds the state, the epoch and the
+ *  idempotency window from it (creating it if absent); sets bk->journal and
+ *  bk->dedup. 0, or -1 with a sentence in err. */
+int bk_persist_open(broker_t *bk, const char *path, uint32_t dedup_window, char *err,
+                    size_t errlen);
+/*  Buffers the record of one accepted event (written by the batch's flush). */
+void bk_persist_event(broker_t *bk, const bk_blob_t *blob, const bk_dedup_id_t *id,
+                      int64_t wall_ms);
+/*  Rewrites the journal as the current state. 0, or -1 with a sentence. */
+int bk_persist_compact(broker_t *bk, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- context */
+
+/*  One worker message of the batch being handled (ingest.c). */
+typedef struct bk_pending {
+    bk_user_t *user;
+    bk_blob_t *blob;   /* to publish once the batch is journaled, NULL if none */
+    size_t envelope;   /* frames before the payload, sent back with the answer */
+    size_t answer_off; /* the answer, in broker_t.answers */
+    size_t answer_len;
+    zmsg_t msg; /* last: cleared separately */
+} bk_pending_t;
+
+#define BK_BATCH 512 /* messages handled per pass, per socket */
 
 typedef struct bk_stats {
     uint64_t accepted, rejected, duplicates, published, syncs, subscribes;
 } bk_stats_t;
 
-typedef struct broker {
+struct broker {
     log_t log;
     void *zctx;
     void *ingest; /* ROUTER: workers */
@@ -158,14 +253,21 @@ typedef struct broker {
     void *sync;   /* ROUTER: gateways' snapshot/replay requests */
     int sigfd;
     int stop;
+    int exit_code;
     bk_state_t state;
     bk_dedup_t *dedup;
-    buf_t scratch; /* packing space reused for every message */
+    bk_journal_t *journal; /* NULL: memory only */
+    uint64_t journal_min;  /* compact only past this many bytes */
+    buf_t scratch;         /* packing space reused for every message */
+    buf_t answers;         /* the answers of the batch being handled */
+    bk_pending_t *pending; /* BK_BATCH slots */
+    char boot[17];         /* random per process: tells gateways of a restart */
     bk_stats_t stats;
     int64_t next_heartbeat_ms, next_sweep_ms;
     int64_t warn_window_ms; /* rate limit for rejection warnings */
     uint32_t warn_count;
-} broker_t;
+    int64_t next_sync_ms;
+};
 
 /*  Reads and answers up to max worker messages. Returns how many. */
 int bk_ingest_drain(broker_t *bk, int max);

@@ -21,15 +21,15 @@ typedef struct {
 
 struct bk_dedup {
     s_entry_t *ring;
-    uint32_t capacity, count, next; /* next: ring slot the next insert takes */
-    uint32_t *index;                /* ring position + 1, 0: empty */
+    uint32_t capacity, next; /* next: ring slot the next insert takes */
+    uint32_t *index;         /* ring position + 1, 0: empty */
     uint32_t index_mask;
     unsigned char key_k[crypto_shorthash_KEYBYTES];
     unsigned char content_k[crypto_shorthash_KEYBYTES];
 };
 
 bk_dedup_t *
-bk_dedup_new(uint32_t capacity)
+bk_dedup_new(uint32_t capacity, const unsigned char keys[BK_DEDUP_KEYS])
 {
     if (capacity == 0 || capacity > (1u << 28))
         return NULL;
@@ -47,8 +47,14 @@ bk_dedup_new(uint32_t capacity)
     }
     self->capacity = capacity;
     self->index_mask = slots - 1;
-    randombytes_buf(self->key_k, sizeof self->key_k);
-    randombytes_buf(self->content_k, sizeof self->content_k);
+    if (keys) {
+        memcpy(self->key_k, keys, sizeof self->key_k);
+        memcpy(self->content_k, keys + sizeof self->key_k, sizeof self->content_k);
+    }
+    else {
+        randombytes_buf(self->key_k, sizeof self->key_k);
+        randombytes_buf(self->content_k, sizeof self->content_k);
+    }
     return self;
 }
 
@@ -111,34 +117,65 @@ s_index_remove(bk_dedup_t *self, uint64_t key)
     self->index[i] = 0;
 }
 
-bk_dedup_result_t
-bk_dedup_find(bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len, uint64_t *seq)
+void
+bk_dedup_keys(const bk_dedup_t *self, unsigned char out[BK_DEDUP_KEYS])
 {
-    uint64_t key = s_pair_key(self, ev);
-    uint32_t pos = self->index[s_slot(self, key)];
+    memcpy(out, self->key_k, sizeof self->key_k);
+    memcpy(out + sizeof self->key_k, self->content_k, sizeof self->content_k);
+}
+
+void
+bk_dedup_hash(const bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len,
+              bk_dedup_id_t *id)
+{
+    id->key = s_pair_key(self, ev);
+    id->content = s_hash(self->content_k, bytes, len);
+}
+
+bk_dedup_result_t
+bk_dedup_find(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t *seq)
+{
+    uint32_t pos = self->index[s_slot(self, id->key)];
     if (pos == 0)
         return BK_DEDUP_NEW;
     const s_entry_t *e = &self->ring[pos - 1];
-    if (e->content != s_hash(self->content_k, bytes, len))
+    if (e->content != id->content)
         return BK_DEDUP_CONFLICT;
     *seq = e->seq;
     return BK_DEDUP_RESEND;
 }
 
 void
-bk_dedup_insert(bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len, uint64_t seq)
+bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq)
 {
+    uint32_t pos = self->index[s_slot(self, id->key)];
+    if (pos) {
+        /* Already known (a replayed journal can repeat a pair): update. */
+        self->ring[pos - 1].content = id->content;
+        self->ring[pos - 1].seq = seq;
+        return;
+    }
     s_entry_t *e = &self->ring[self->next];
     if (e->key)
-        s_index_remove(self, e->key); /* evict the oldest */
-    else
-        self->count++;
-    e->key = s_pair_key(self, ev);
-    e->content = s_hash(self->content_k, bytes, len);
+        s_index_remove(self, e->key); /* the ring is full: evict the oldest */
+    e->key = id->key;
+    e->content = id->content;
     e->seq = seq;
-    uint32_t i = s_slot(self, e->key);
-    if (self->index[i]) /* cannot happen after find(): keep the index sane */
-        self->ring[self->index[i] - 1].key = 0;
-    self->index[i] = self->next + 1;
+    self->index[s_slot(self, id->key)] = self->next + 1;
     self->next = (self->next + 1) % self->capacity;
+}
+
+int
+bk_dedup_each(const bk_dedup_t *self, int (*fn)(void *arg, const bk_dedup_id_t *id, uint64_t seq),
+              void *arg)
+{
+    for (uint32_t n = 0; n < self->capacity; n++) {
+        const s_entry_t *e = &self->ring[(self->next + n) % self->capacity];
+        if (!e->key)
+            continue;
+        bk_dedup_id_t id = {e->key, e->content};
+        if (fn(arg, &id, e->seq) != 0)
+            return -1;
+    }
+    return 0;
 }

@@ -3,7 +3,7 @@
  *  Data: [user id + NUL][published event]. The NUL ends every user topic so
  *  the prefix match of SUB never lets user "2" see user "23".
  *  Control topics (common/topic.h):
- *    heartbeat     {"epoch":E,"ts":MS} every TOPIC_HEARTBEAT_MS
+ *    heartbeat     {"epoch":E,"boot":B,"ts":MS} every TOPIC_HEARTBEAT_MS
  *    confirmation  a gateway subscribes to a topic it made up after its user
  *                  topics; XPUB hands us that subscription only after the
  *                  earlier ones from the same connection took effect, so
@@ -32,19 +32,24 @@ bk_fanout_publish(broker_t *bk, const bk_user_t *u, const bk_blob_t *blob)
     return 0;
 }
 
-/*  Sends [topic]{"epoch":E[,"ts":MS]} (heartbeats and confirmations). */
+/*  Sends [topic]{"epoch":E} (confirmations) or, with wall_ms,
+ *  {"epoch":E,"boot":B,"ts":MS} (heartbeats: boot changes at every start). */
 static void
 s_send_control(broker_t *bk, const void *topic, size_t topic_len, int64_t wall_ms)
 {
     msgpack_packer pk;
     buf_reset(&bk->scratch);
     msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
-    msgpack_pack_map(&pk, wall_ms ? 2 : 1);
+    msgpack_pack_map(&pk, wall_ms ? 3 : 1);
     msgpack_pack_str(&pk, 5);
     msgpack_pack_str_body(&pk, "epoch", 5);
     msgpack_pack_str(&pk, strlen(bk->state.epoch));
     msgpack_pack_str_body(&pk, bk->state.epoch, strlen(bk->state.epoch));
     if (wall_ms) {
+        msgpack_pack_str(&pk, 4);
+        msgpack_pack_str_body(&pk, "boot", 4);
+        msgpack_pack_str(&pk, strlen(bk->boot));
+        msgpack_pack_str_body(&pk, bk->boot, strlen(bk->boot));
         msgpack_pack_str(&pk, 2);
         msgpack_pack_str_body(&pk, "ts", 2);
         msgpack_pack_int64(&pk, wall_ms);

@@ -1,6 +1,7 @@
 /*  main.c: taskcast-broker: configuration, sockets, the event loop. */
 #include <errno.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 #include "zmsg.h"
 
 #define S_SWEEP_MS 1000
-#define S_BATCH    512
+#define S_SYNC_MS  1000 /* journal fdatasync interval */
 /*  Bigger worker messages are not read at all (ZeroMQ drops the connection);
  *  anything between EVENT_WIRE_MAX and this gets a too_large answer. */
 #define S_INGEST_MSG_MAX (32 << 20)
@@ -31,6 +32,8 @@ enum {
     O_TASKS_PER_USER,
     O_MAX_USERS,
     O_DEDUP,
+    O_JOURNAL,
+    O_JOURNAL_COMPACT,
     O_VERSION,
     O_COUNT
 };
@@ -57,6 +60,10 @@ static cfg_opt_t s_options[O_COUNT] = {
                      "users kept in the state (idle users make room first)"},
     [O_DEDUP] = {"dedup-window", "TASKCAST_DEDUP_WINDOW", "1048576",
                  "(producer, pseq) pairs remembered to recognise resends"},
+    [O_JOURNAL] = {"journal", "TASKCAST_JOURNAL", NULL,
+                   "append-only journal file: a restart loses nothing (default: memory only)"},
+    [O_JOURNAL_COMPACT] = {"journal-compact-bytes", "TASKCAST_JOURNAL_COMPACT_BYTES", "67108864",
+                           "compact the journal once it is this big and twice its compact size"},
     [O_VERSION] = {"version", NULL, NULL, "print the version and libraries and exit", 1},
 };
 
@@ -88,7 +95,8 @@ s_configure(broker_t *bk, bk_limits_t *lim, uint64_t *dedup, char *err, size_t e
         s_u64("state-bytes", 1, UINT64_MAX / 2, &lim->state_bytes, err, errlen) ||
         s_u64("max-tasks-per-user", 1, UINT32_MAX, &tasks, err, errlen) ||
         s_u64("max-users", 1, UINT64_MAX / 2, &lim->max_users, err, errlen) ||
-        s_u64("dedup-window", 1, 1u << 28, dedup, err, errlen))
+        s_u64("dedup-window", 1, 1u << 28, dedup, err, errlen) ||
+        s_u64("journal-compact-bytes", 4096, UINT64_MAX / 4, &bk->journal_min, err, errlen))
         return -1;
     lim->tasks_per_user = (uint32_t)tasks;
     lim->retention_ms = retention_s * 1000;
@@ -144,9 +152,12 @@ s_close(broker_t *bk)
         zmq_ctx_term(bk->zctx);
     if (bk->sigfd >= 0)
         close(bk->sigfd);
+    bk_journal_close(&bk->journal);
     bk_dedup_destroy(&bk->dedup);
     bk_state_destroy(&bk->state);
     buf_free(&bk->scratch);
+    buf_free(&bk->answers);
+    free(bk->pending);
 }
 
 static void
@@ -160,6 +171,21 @@ s_timers(broker_t *bk, int64_t now)
         bk_state_sweep(&bk->state, now);
         bk->next_sweep_ms = now + S_SWEEP_MS;
     }
+    if (bk->journal && now >= bk->next_sync_ms) {
+        if (bk_journal_sync(bk->journal) != 0)
+            log_error(&bk->log, "journal sync failed: %s", strerror(errno));
+        bk->next_sync_ms = now + S_SYNC_MS;
+    }
+}
+
+/*  Compacts the journal once it has grown to twice its compact size. */
+static void
+s_compact(broker_t *bk)
+{
+    char err[256];
+    if (bk->journal && bk_journal_wants_rewrite(bk->journal, bk->journal_min) &&
+        bk_persist_compact(bk, err, sizeof err) != 0)
+        log_error(&bk->log, "journal %s (the journal keeps growing; retrying later)", err);
 }
 
 static void
@@ -186,11 +212,13 @@ s_run(broker_t *bk)
         /* Subscriptions first: a gateway's confirmation should not wait
          * behind a burst of events. */
         if (items[1].revents & ZMQ_POLLIN)
-            bk_fanout_drain(bk, S_BATCH);
+            bk_fanout_drain(bk, BK_BATCH);
         if (items[2].revents & ZMQ_POLLIN)
-            bk_sync_drain(bk, S_BATCH);
-        if (items[0].revents & ZMQ_POLLIN)
-            bk_ingest_drain(bk, S_BATCH);
+            bk_sync_drain(bk, BK_BATCH);
+        if (items[0].revents & ZMQ_POLLIN) {
+            bk_ingest_drain(bk, BK_BATCH);
+            s_compact(bk);
+        }
         if (items[3].revents & ZMQ_POLLIN) {
             struct signalfd_siginfo si;
             if (read(bk->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
@@ -237,8 +265,21 @@ main(int argc, char **argv)
         fprintf(stderr, "taskcast-broker: %s\n", err);
         return 2;
     }
-    if (bk_state_init(&bk.state, &limits) != 0 || !(bk.dedup = bk_dedup_new((uint32_t)dedup))) {
+    bk.pending = calloc(BK_BATCH, sizeof *bk.pending);
+    if (bk_state_init(&bk.state, &limits) != 0 || !bk.pending) {
         log_error(&bk.log, "out of memory at start");
+        s_close(&bk);
+        return 1;
+    }
+    unsigned char boot[8];
+    randombytes_buf(boot, sizeof boot);
+    sodium_bin2hex(bk.boot, sizeof bk.boot, boot, sizeof boot);
+    const char *journal = s_options[O_JOURNAL].value;
+    if (journal ? bk_persist_open(&bk, journal, (uint32_t)dedup, err, sizeof err) != 0
+                : !(bk.dedup = bk_dedup_new((uint32_t)dedup, NULL))) {
+        if (!journal)
+            snprintf(err, sizeof err, "out of memory at start");
+        log_error(&bk.log, "%s", err);
         s_close(&bk);
         return 1;
     }
@@ -255,5 +296,5 @@ main(int argc, char **argv)
              (unsigned long long)bk.stats.accepted, (unsigned long long)bk.stats.rejected,
              (unsigned long long)bk.stats.duplicates);
     s_close(&bk);
-    return 0;
+    return bk.exit_code;
 }

@@ -19,11 +19,13 @@
 
 /* ---------------------------------------------------------------- blobs */
 
-static void
-s_blob_unref(bk_blob_t *b)
+void
+bk_blob_unref(bk_blob_t **b_p)
 {
+    bk_blob_t *b = *b_p;
     if (b && --b->refs == 0)
         free(b);
+    *b_p = NULL;
 }
 
 /* ---------------------------------------------------------------- idle users */
@@ -86,7 +88,7 @@ s_hist_pop_user_head(bk_state_t *st, bk_user_t *u)
     else
         st->gtail = h->gprev;
     st->hist_bytes -= h->blob->len;
-    s_blob_unref(h->blob);
+    bk_blob_unref(&h->blob);
     free(h);
 }
 
@@ -162,7 +164,7 @@ s_task_free(bk_state_t *st, bk_task_t *t)
     s_retention_unlink(st, t);
     if (t->blob) {
         st->state_bytes -= t->blob->len;
-        s_blob_unref(t->blob);
+        bk_blob_unref(&t->blob);
     }
     st->ntasks--;
     free(t);
@@ -305,7 +307,7 @@ bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_
     u->seq = seq;
     if (t->blob) {
         st->state_bytes -= t->blob->len;
-        s_blob_unref(t->blob);
+        bk_blob_unref(&t->blob);
     }
     t->blob = blob;
     t->seq = seq;
@@ -383,4 +385,128 @@ bk_state_snapshot(const bk_user_t *u, int (*fn)(void *, const bk_blob_t *), void
             break;
     free(all);
     return 0;
+}
+
+/* ---------------------------------------------------------------- journal replay */
+
+/*  Keeps user_ordinal above every ordinal a restored epoch carries, so a
+ *  user created after the restart never reuses one. */
+static void
+s_note_ordinal(bk_state_t *st, const char *epoch, size_t len)
+{
+    const char *dot = memrchr(epoch, '.', len);
+    if (!dot)
+        return;
+    uint64_t n = 0;
+    for (const char *p = dot + 1; p < epoch + len; p++) {
+        int d = (*p >= '0' && *p <= '9') ? *p - '0' : (*p >= 'a' && *p <= 'f') ? *p - 'a' + 10 : -1;
+        if (d < 0 || n > UINT64_MAX / 16)
+            return;
+        n = n * 16 + (uint64_t)d;
+    }
+    if (n > st->user_ordinal)
+        st->user_ordinal = n;
+}
+
+/*  Forgets a user's tasks and history (an older incarnation in the journal). */
+static void
+s_user_reset(bk_state_t *st, bk_user_t *u)
+{
+    while (u->hhead)
+        s_hist_pop_user_head(st, u);
+    size_t pos = 0;
+    bk_task_t *t;
+    while ((t = strmap_next(u->tasks, &pos)) != NULL)
+        s_task_free(st, t);
+    strmap_destroy(&u->tasks);
+    u->tasks = strmap_new();
+    u->seq = 0;
+}
+
+int
+bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, int to_history,
+                 int64_t at_wall_ms, int64_t now_ms, int64_t wall_ms, uint64_t *seq_out)
+{
+    event_t ev;
+    event_error_t err;
+    if (event_decode(&ev, data, len, EVENT_FROM_BROKER, &err) != 0 ||
+        ev.epoch.len >= sizeof((bk_user_t *)0)->epoch)
+        return -1;
+    bk_user_t *u = bk_state_user(st, ev.user_id.p, ev.user_id.len, now_ms);
+    if (!u || !u->tasks)
+        return -1;
+    if (u->epoch_len != ev.epoch.len || memcmp(u->epoch, ev.epoch.p, ev.epoch.len) != 0) {
+        if (u->seq || strmap_size(u->tasks))
+            s_user_reset(st, u);
+        if (!u->tasks)
+            return -1;
+        memcpy(u->epoch, ev.epoch.p, ev.epoch.len);
+        u->epoch[ev.epoch.len] = '\0';
+        u->epoch_len = (uint8_t)ev.epoch.len;
+        s_note_ordinal(st, u->epoch, u->epoch_len);
+    }
+    if (ev.seq > u->seq)
+        u->seq = ev.seq;
+    *seq_out = ev.seq;
+
+    bk_blob_t *blob = malloc(sizeof *blob + len);
+    if (!blob)
+        return -1;
+    blob->refs = 1;
+    blob->len = (uint32_t)len;
+    memcpy(blob->data, data, len);
+    bk_task_t *t = strmap_get(u->tasks, ev.task_id.p, ev.task_id.len);
+    if (!t) {
+        t = calloc(1, sizeof *t + ev.task_id.len);
+        if (t) {
+            memcpy(t->id, ev.task_id.p, ev.task_id.len);
+            t->id_len = ev.task_id.len;
+            t->user = u;
+        }
+        if (!t || strmap_put(u->tasks, t->id, t->id_len, t) != 0) {
+            free(t);
+            free(blob);
+            return -1;
+        }
+        st->ntasks++;
+    }
+    if (ev.seq >= t->seq) {
+        if (t->blob) {
+            st->state_bytes -= t->blob->len;
+            bk_blob_unref(&t->blob);
+        }
+        t->blob = blob;
+        blob->refs++;
+        t->seq = ev.seq;
+        st->state_bytes += len;
+        if (event_status_is_terminal(ev.status)) {
+            /* Its retention counts from when it was recorded. */
+            int64_t age = wall_ms > at_wall_ms ? wall_ms - at_wall_ms : 0;
+            s_retention_append(st, t, now_ms - age);
+        }
+        else
+            s_retention_unlink(st, t);
+    }
+    if (to_history && (!u->htail || ev.seq > u->htail->seq))
+        (void)s_hist_append(st, u, ev.seq, blob);
+    bk_blob_unref(&blob);
+    s_idle_update(st, u, now_ms);
+    return 0;
+}
+
+int
+bk_state_each_user(const bk_state_t *st, int (*fn)(void *arg, const bk_user_t *u), void *arg)
+{
+    size_t pos = 0;
+    const bk_user_t *u;
+    while ((u = strmap_next(st->users, &pos)) != NULL)
+        if (fn(arg, u) != 0)
+            return -1;
+    return 0;
+}
+
+const bk_task_t *
+bk_state_task(const bk_user_t *u, const char *id, size_t len)
+{
+    return strmap_get(u->tasks, id, len);
 }

@@ -10,7 +10,8 @@
 #ifndef TC_TOPIC_H
 #define TC_TOPIC_H
 
-/*  Heartbeat: {"epoch":E,"ts":MS} every TOPIC_HEARTBEAT_MS. */
+/*  Heartbeat: {"epoch":E,"boot":B,"ts":MS} every TOPIC_HEARTBEAT_MS. The
+ *  epoch changes when the broker lost its state; boot at every start. */
 #define TOPIC_HEARTBEAT     "\0hb"
 #define TOPIC_HEARTBEAT_LEN 3
 #define TOPIC_HEARTBEAT_MS  500

@@ -183,9 +183,10 @@ typedef struct gateway {
     int broker_up;
     int64_t last_heartbeat_ms;
     char broker_epoch[EVENT_EPOCH_MAX + 1];
-    char token[24];        /* random: our confirmation topics are ours alone */
-    uint64_t confirm_next; /* the number the next confirmation will carry */
-    uint64_t confirm_sent; /* the last confirmation asked for */
+    char broker_boot[EVENT_EPOCH_MAX + 1]; /* changes at every broker start */
+    char token[24];                        /* random: our confirmation topics are ours alone */
+    uint64_t confirm_next;                 /* the number the next confirmation will carry */
+    uint64_t confirm_sent;                 /* the last confirmation asked for */
     gw_user_t *confirm_head, *confirm_tail;
     int confirm_wanted; /* a confirmation must go out in the next flush */
     int flush_scheduled;

@@ -189,24 +189,24 @@ gw_link_request_sync(gateway_t *gw, gw_session_t *s, uint64_t since, const char 
 
 /* ---------------------------------------------------------------- receiving */
 
-/*  Reads {"epoch":E,...} from a control message. */
+/*  Reads the string value of key from a control message's map. */
 static int
-s_control_epoch(const void *data, size_t len, mp_value_t *epoch)
+s_control_str(const void *data, size_t len, const char *key, mp_value_t *out)
 {
     mp_reader_t r;
-    mp_value_t map, key, val;
+    mp_value_t map, k, val;
     mp_reader_init(&r, data, len);
     if (!mp_check(data, len, 4) || mp_read(&r, &map) != 0 || map.type != MP_MAP)
         return -1;
     for (uint32_t i = 0; i < map.v.n; i++) {
-        if (mp_read(&r, &key) != 0)
+        if (mp_read(&r, &k) != 0)
             return -1;
         mp_reader_t at = r;
         if (mp_read(&r, &val) != 0)
             return -1;
-        if (key.type == MP_STR && mp_str_eq(&key, "epoch") && val.type == MP_STR &&
-            val.v.s.len > 0 && val.v.s.len <= EVENT_EPOCH_MAX) {
-            *epoch = val;
+        if (k.type == MP_STR && mp_str_eq(&k, key) && val.type == MP_STR && val.v.s.len > 0 &&
+            val.v.s.len <= EVENT_EPOCH_MAX) {
+            *out = val;
             return 0;
         }
         r = at;
@@ -214,6 +214,17 @@ s_control_epoch(const void *data, size_t len, mp_value_t *epoch)
             return -1;
     }
     return -1;
+}
+
+/*  Copies a string value into a NUL-terminated field; 1 if it changed. */
+static int
+s_update(char *field, const mp_value_t *v)
+{
+    if (strlen(field) == v->v.s.len && memcmp(field, v->v.s.p, v->v.s.len) == 0)
+        return 0;
+    memcpy(field, v->v.s.p, v->v.s.len);
+    field[v->v.s.len] = '\0';
+    return 1;
 }
 
 static void
@@ -230,31 +241,29 @@ s_relink_resync(gateway_t *gw)
 static void
 s_on_heartbeat(gateway_t *gw, const void *data, size_t len)
 {
-    mp_value_t epoch;
-    if (s_control_epoch(data, len, &epoch) != 0) {
+    mp_value_t epoch, boot;
+    if (s_control_str(data, len, "epoch", &epoch) != 0 ||
+        s_control_str(data, len, "boot", &boot) != 0) {
         gw->stats.bad_broker_messages++;
         return;
     }
     gw->last_heartbeat_ms = clock_mono_ms();
-    int changed = strlen(gw->broker_epoch) != epoch.v.s.len ||
-                  memcmp(gw->broker_epoch, epoch.v.s.p, epoch.v.s.len) != 0;
-    int was_known = gw->broker_epoch[0] != '\0';
-    if (changed) {
-        memcpy(gw->broker_epoch, epoch.v.s.p, epoch.v.s.len);
-        gw->broker_epoch[epoch.v.s.len] = '\0';
-    }
+    int was_known = gw->broker_boot[0] != '\0';
+    int restarted = s_update(gw->broker_boot, &boot) && was_known;
+    s_update(gw->broker_epoch, &epoch);
     if (!gw->broker_up) {
         gw->broker_up = 1;
         log_info(&gw->log, "broker link up (epoch %s)", gw->broker_epoch);
     }
-    else if (changed && was_known)
+    else if (restarted)
         log_warn(&gw->log, "broker restarted (epoch %s)", gw->broker_epoch);
     else
         return;
     if (was_known) {
         /* The link was down or the broker restarted: events may have been
          * published while we could not hear them. Once a confirmation shows
-         * our subscriptions are back, every live session catches up. */
+         * our subscriptions are back, every live session catches up (a
+         * replay, or the new state if the epoch changed). */
         gw->relink = 1;
         gw->relink_confirm = gw->confirm_sent + 1;
         gw_link_want_confirm(gw, NULL);
