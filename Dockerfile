@@ -23,7 +23,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 libwebsockets17 libmsgpackc2 \
       libsodium23 curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --no-create-home --shell /usr/sbin/nologin taskcast
+ && useradd --system --no-create-home --shell /usr/sbin/nologin taskcast \
+ && mkdir -p /var/lib/taskcast && chown taskcast /var/lib/taskcast
 COPY --from=build /build/bin/ /usr/local/bin/
 USER taskcast
 # Containers bind on every interface; the service names are the connect addresses.
