@@ -35,13 +35,10 @@ s_parse(const void *bytes, size_t len, s_request_t *rq)
     mp_reader_t r;
     mp_value_t map, key, val;
     mp_reader_init(&r, bytes, len);
-    if (!mp_check(bytes, len, 4) || mp_read(&r, &map) != 0 || map.type != MP_MAP)
+    if (mp_read(&r, &map) != 0 || map.type != MP_MAP)
         return -1;
     for (uint32_t i = 0; i < map.v.n; i++) {
-        if (mp_read(&r, &key) != 0 || key.type != MP_STR)
-            return -1;
-        mp_reader_t at = r;
-        if (mp_read(&r, &val) != 0)
+        if (mp_read_pair(&r, &key, &val, 4) != 0)
             return -1;
         if (mp_str_eq(&key, "req") && val.type == MP_UINT) {
             rq->req = val.v.u;
@@ -57,13 +54,8 @@ s_parse(const void *bytes, size_t len, s_request_t *rq)
             rq->epoch = val;
             rq->has_epoch = 1;
         }
-        else {
-            r = at; /* unknown key: skip its value whatever it is */
-            if (mp_skip(&r, 4) != 0)
-                return -1;
-        }
     }
-    if (!rq->has_req || rq->user_id.type != MP_STR ||
+    if (mp_reader_left(&r) != 0 || !rq->has_req || rq->user_id.type != MP_STR ||
         !event_user_id_valid(rq->user_id.v.s.p, rq->user_id.v.s.len))
         return -1;
     return 0;

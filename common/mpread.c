@@ -280,6 +280,24 @@ mp_check(const void *buf, size_t len, int max_depth)
 }
 
 int
+mp_read_pair(mp_reader_t *r, mp_value_t *key, mp_value_t *val, int max_depth)
+{
+    mp_reader_t at = *r;
+    if (mp_read(&at, key) != 0 || key->type != MP_STR)
+        return -1;
+    mp_reader_t value = at;
+    if (mp_read(&at, val) != 0)
+        return -1;
+    if (val->type == MP_ARRAY || val->type == MP_MAP) {
+        at = value;
+        if (mp_skip(&at, max_depth) != 0)
+            return -1;
+    }
+    *r = at;
+    return 0;
+}
+
+int
 mp_str_eq(const mp_value_t *v, const char *lit)
 {
     size_t n = strlen(lit);

@@ -69,6 +69,12 @@ int mp_skip(mp_reader_t *r, int max_depth);
  *  nothing after it, else 0. */
 int mp_check(const void *buf, size_t len, int max_depth);
 
+/*  Reads the next pair of a map whose header was read: the key, which must
+ *  be a string, and the value. A container value is skipped whole (max_depth
+ *  as above); its header is what *val holds. Returns 0, or -1 (malformed or
+ *  a key that is not a string). */
+int mp_read_pair(mp_reader_t *r, mp_value_t *key, mp_value_t *val, int max_depth);
+
 /*  1 if the string equals the NUL-terminated literal. */
 int mp_str_eq(const mp_value_t *v, const char *lit);
 

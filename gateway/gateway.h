@@ -213,6 +213,13 @@ gw_from_wsi(struct lws *wsi)
     return (gateway_t *)lws_context_user(lws_get_context(wsi));
 }
 
+/* ---------------------------------------------------------------- main.c */
+
+/*  Adopts fd (a listening socket, the signalfd, a ZeroMQ fd) into the lws
+ *  loop; its readiness arrives as LWS_CALLBACK_RAW_RX_FILE. On success lws
+ *  owns fd (it closes it), on failure fd is closed here. NULL on failure. */
+struct lws *gw_adopt_fd(gateway_t *gw, int fd);
+
 /* ---------------------------------------------------------------- listen.c */
 
 /*  Opens the listening socket (SO_REUSEPORT, so several gateways can share a

@@ -46,18 +46,9 @@ s_adopt(gateway_t *gw, void *socket)
     size_t len = sizeof fd;
     if (zmq_getsockopt(socket, ZMQ_FD, &fd, &len) != 0)
         return -1;
+    /* A copy: lws closes what it adopts, ZeroMQ closes its own. */
     int copy = dup(fd);
-    if (copy < 0)
-        return -1;
-    lws_sock_file_fd_type d;
-    d.filefd = copy;
-    struct lws *wsi =
-        lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, d, "tc-internal", NULL);
-    if (!wsi) {
-        close(copy);
-        return -1;
-    }
-    return 0;
+    return copy >= 0 && gw_adopt_fd(gw, copy) ? 0 : -1;
 }
 
 static int
@@ -196,22 +187,16 @@ s_control_str(const void *data, size_t len, const char *key, mp_value_t *out)
     mp_reader_t r;
     mp_value_t map, k, val;
     mp_reader_init(&r, data, len);
-    if (!mp_check(data, len, 4) || mp_read(&r, &map) != 0 || map.type != MP_MAP)
+    if (mp_read(&r, &map) != 0 || map.type != MP_MAP)
         return -1;
     for (uint32_t i = 0; i < map.v.n; i++) {
-        if (mp_read(&r, &k) != 0)
+        if (mp_read_pair(&r, &k, &val, 4) != 0)
             return -1;
-        mp_reader_t at = r;
-        if (mp_read(&r, &val) != 0)
-            return -1;
-        if (k.type == MP_STR && mp_str_eq(&k, key) && val.type == MP_STR && val.v.s.len > 0 &&
+        if (mp_str_eq(&k, key) && val.type == MP_STR && val.v.s.len > 0 &&
             val.v.s.len <= EVENT_EPOCH_MAX) {
             *out = val;
             return 0;
         }
-        r = at;
-        if (mp_skip(&r, 4) != 0)
-            return -1;
     }
     return -1;
 }
@@ -353,39 +338,25 @@ s_parse_header(const void *data, size_t len, s_header_t *h)
     mp_reader_t r;
     mp_value_t map, key, val;
     mp_reader_init(&r, data, len);
-    if (!mp_check(data, len, 4) || mp_read(&r, &map) != 0 || map.type != MP_MAP)
+    if (mp_read(&r, &map) != 0 || map.type != MP_MAP)
         return -1;
     for (uint32_t i = 0; i < map.v.n; i++) {
-        if (mp_read(&r, &key) != 0)
+        if (mp_read_pair(&r, &key, &val, 4) != 0)
             return -1;
-        mp_reader_t at = r;
-        if (mp_read(&r, &val) != 0)
-            return -1;
-        if (key.type != MP_STR) {
-        }
-        else if (mp_str_eq(&key, "req") && val.type == MP_UINT) {
+        if (mp_str_eq(&key, "req") && val.type == MP_UINT) {
             h->req = val.v.u;
             h->has_req = 1;
-            continue;
         }
         else if (mp_str_eq(&key, "seq") && val.type == MP_UINT) {
             h->seq = val.v.u;
             h->has_seq = 1;
-            continue;
         }
-        else if (mp_str_eq(&key, "user_id") && val.type == MP_STR) {
+        else if (mp_str_eq(&key, "user_id") && val.type == MP_STR)
             h->user_id = val;
-            continue;
-        }
-        else if (mp_str_eq(&key, "epoch") && val.type == MP_STR) {
+        else if (mp_str_eq(&key, "epoch") && val.type == MP_STR)
             h->epoch = val;
-            continue;
-        }
         else if (mp_str_eq(&key, "error"))
             h->error = 1;
-        r = at;
-        if (mp_skip(&r, 4) != 0)
-            return -1;
     }
     return h->has_req ? 0 : -1;
 }

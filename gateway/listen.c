@@ -42,12 +42,8 @@ gw_listen_open(gateway_t *gw)
         return -1;
     }
     freeaddrinfo(res);
-    lws_sock_file_fd_type d;
-    d.filefd = fd;
-    struct lws *wsi =
-        lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, d, "tc-internal", NULL);
+    struct lws *wsi = gw_adopt_fd(gw, fd);
     if (!wsi) {
-        close(fd);
         log_error(&gw->log, "cannot adopt the listening socket");
         return -1;
     }

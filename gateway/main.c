@@ -89,6 +89,18 @@ s_internal_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     return 0;
 }
 
+struct lws *
+gw_adopt_fd(gateway_t *gw, int fd)
+{
+    lws_sock_file_fd_type d;
+    d.filefd = fd;
+    struct lws *wsi =
+        lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, d, "tc-internal", NULL);
+    if (!wsi)
+        close(fd);
+    return wsi;
+}
+
 static const struct lws_protocols s_protocols[] = {
     {"taskcast", s_callback, sizeof(gw_session_t), GW_CLIENT_MSG_MAX, 0, NULL, GW_TX_PACKET_MAX},
     {"tc-internal", s_internal_callback, 0, 0, 0, NULL, 0},
@@ -231,9 +243,8 @@ s_open(gateway_t *gw)
         log_error(&gw->log, "libwebsockets vhost missing");
         return -1;
     }
-    lws_sock_file_fd_type d;
-    d.filefd = gw->sigfd;
-    if (!lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, d, "tc-internal", NULL)) {
+    if (!gw_adopt_fd(gw, gw->sigfd)) {
+        gw->sigfd = -1;
         log_error(&gw->log, "cannot adopt the signalfd");
         return -1;
     }
