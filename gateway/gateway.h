@@ -173,6 +173,7 @@ typedef struct gateway {
     int spare_fd;
     struct lws *listen_wsi;
     int sigfd;
+    lws_retry_bo_t idle_policy; /* WebSocket pings to idle clients */
     int stopping;
     int done;
     int64_t stop_deadline_ms;

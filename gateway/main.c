@@ -15,7 +15,18 @@
 #include "gateway.h"
 #include "version.h"
 
-enum { O_LISTEN, O_FANOUT, O_SYNC, O_SECRET, O_PUBKEY, O_LOG_LEVEL, O_NAME, O_VERSION, O_COUNT };
+enum {
+    O_LISTEN,
+    O_FANOUT,
+    O_SYNC,
+    O_SECRET,
+    O_PUBKEY,
+    O_LOG_LEVEL,
+    O_NAME,
+    O_PING,
+    O_VERSION,
+    O_COUNT
+};
 
 static cfg_opt_t s_options[O_COUNT] = {
     [O_LISTEN] = {"listen", "TASKCAST_LISTEN", "127.0.0.1:8000",
@@ -31,6 +42,9 @@ static cfg_opt_t s_options[O_COUNT] = {
     [O_LOG_LEVEL] = {"log-level", "TASKCAST_LOG_LEVEL", "info", "error, warn, info or debug"},
     [O_NAME] = {"name", "TASKCAST_GATEWAY_NAME", NULL,
                 "name shown in hello frames and status (default HOSTNAME:PORT)"},
+    [O_PING] = {"ping-interval", "TASKCAST_PING_INTERVAL", "30",
+                "seconds of silence before a WebSocket ping; a connection silent for 2.5 times "
+                "as long is closed"},
     [O_VERSION] = {"version", NULL, NULL, "print the version and libraries and exit", 1},
 };
 
@@ -105,13 +119,6 @@ static const struct lws_protocols s_protocols[] = {
     {"taskcast", s_callback, sizeof(gw_session_t), GW_CLIENT_MSG_MAX, 0, NULL, GW_TX_PACKET_MAX},
     {"tc-internal", s_internal_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
-
-/*  Browsers answer WebSocket pings by themselves: ping after 30 s idle,
- *  hang up a connection silent for 75 s. */
-static const lws_retry_bo_t s_idle_policy = {
-    .secs_since_valid_ping = 30,
-    .secs_since_valid_hangup = 75,
-};
 
 /*  lws's own lines go through our logger (and its token redaction). */
 static void
@@ -193,6 +200,14 @@ s_configure(gateway_t *gw, char *err, size_t errlen)
     if (jwt_keys_init(&gw->keys, s_options[O_SECRET].value, s_options[O_PUBKEY].value, err,
                       errlen) != 0)
         return -1;
+    uint64_t ping;
+    if (cfg_parse_u64(s_options[O_PING].value, 1, 3600, &ping) != 0) {
+        snprintf(err, errlen, "--ping-interval must be a whole number of seconds from 1 to 3600");
+        return -1;
+    }
+    /* Browsers answer WebSocket pings by themselves (they cannot send any). */
+    gw->idle_policy.secs_since_valid_ping = (uint16_t)ping;
+    gw->idle_policy.secs_since_valid_hangup = (uint16_t)(ping * 5 / 2);
     if (s_options[O_NAME].value)
         snprintf(gw->name, sizeof gw->name, "%s", s_options[O_NAME].value);
     else {
@@ -230,7 +245,7 @@ s_open(gateway_t *gw)
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.max_http_header_data = 8192;
     info.max_http_header_pool = 256;
-    info.retry_and_idle_policy = &s_idle_policy;
+    info.retry_and_idle_policy = &gw->idle_policy;
     info.timeout_secs = 10;
     info.vhost_name = "taskcast";
     gw->lws = lws_create_context(&info);

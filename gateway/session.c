@@ -141,13 +141,14 @@ gw_session_established(gateway_t *gw, struct lws *wsi, gw_session_t *s)
     lws_get_peer_simple(wsi, peer, sizeof peer);
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
         path[0] = '\0';
-    log_info(&gw->log, "accepted conn=%u from %s path=%s", s->id, peer, path);
+    int routed = gw_http_ws_user(path, uid) == 0;
+    log_info(&gw->log, "accepted conn=%u user=%s from %s", s->id, routed ? uid : "?", peer);
 
     if (gw->stopping) {
         gw_session_fail(gw, s, GW_CLOSE_GOING_AWAY, "shutdown", "the gateway is shutting down");
         return;
     }
-    if (gw_http_ws_user(path, uid) != 0) { /* confirm_upgrade let only the route through */
+    if (!routed) { /* confirm_upgrade let only the route through */
         gw_session_fail(gw, s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "not_found", "no such route");
         return;
     }
