@@ -267,6 +267,7 @@ struct broker {
     int64_t warn_window_ms; /* rate limit for rejection warnings */
     uint32_t warn_count;
     int64_t next_sync_ms;
+    int64_t started_ms;
 };
 
 /*  Reads and answers up to max worker messages. Returns how many. */

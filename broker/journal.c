@@ -25,10 +25,10 @@
 #include "broker.h"
 #include "crc32c.h"
 
-#define S_MAGIC       "TCJ1\n\0\0\0"
-#define S_MAGIC_LEN   8
-#define S_HEAD_LEN    8
-#define S_RECORD_MAX  (64u << 20)
+#define S_MAGIC      "TCJ1\n\0\0\0"
+#define S_MAGIC_LEN  8
+#define S_HEAD_LEN   8
+#define S_RECORD_MAX (64u << 20)
 
 struct bk_journal {
     int fd;

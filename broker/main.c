@@ -265,6 +265,7 @@ main(int argc, char **argv)
         fprintf(stderr, "taskcast-broker: %s\n", err);
         return 2;
     }
+    bk.started_ms = clock_mono_ms();
     bk.pending = calloc(BK_BATCH, sizeof *bk.pending);
     if (bk_state_init(&bk.state, &limits) != 0 || !bk.pending) {
         log_error(&bk.log, "out of memory at start");

@@ -10,6 +10,9 @@
  *  seq is the user's last seq at the time of the answer; a gateway that was
  *  subscribed before asking receives every later event live.
  *  A request that cannot be read gets {"req":N?,"error":"<sentence>"}.
+ *
+ *  {"req":N,"op":"stats"} (taskcast-cli stats) gets one frame
+ *      {"req":N,"stats":{"epoch":E,"accepted":...,"users":...,...}}.
  */
 #include <msgpack.h>
 #include <string.h>
@@ -26,6 +29,7 @@ typedef struct {
     uint64_t since;
     mp_value_t epoch;
     int has_epoch;
+    int stats;
 } s_request_t;
 
 static int
@@ -54,7 +58,11 @@ s_parse(const void *bytes, size_t len, s_request_t *rq)
             rq->epoch = val;
             rq->has_epoch = 1;
         }
+        else if (mp_str_eq(&key, "op") && mp_str_eq(&val, "stats"))
+            rq->stats = 1;
     }
+    if (rq->stats)
+        return mp_reader_left(&r) == 0 && rq->has_req ? 0 : -1;
     if (mp_reader_left(&r) != 0 || !rq->has_req || rq->user_id.type != MP_STR ||
         !event_user_id_valid(rq->user_id.v.s.p, rq->user_id.v.s.len))
         return -1;
@@ -110,10 +118,54 @@ s_answer_error(broker_t *bk, zmsg_t *m, size_t payload, const s_request_t *rq)
 }
 
 static void
+s_pack_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    s_pack_key(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+static void
+s_answer_stats(broker_t *bk, zmsg_t *m, size_t payload, const s_request_t *rq)
+{
+    const bk_state_t *st = &bk->state;
+    msgpack_packer pk;
+    buf_reset(&bk->scratch);
+    msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
+    msgpack_pack_map(&pk, 2);
+    s_pack_u64(&pk, "req", rq->req);
+    s_pack_key(&pk, "stats");
+    msgpack_pack_map(&pk, bk->journal ? 15 : 14);
+    s_pack_key(&pk, "epoch");
+    s_pack_key(&pk, st->epoch);
+    s_pack_key(&pk, "boot");
+    s_pack_key(&pk, bk->boot);
+    s_pack_u64(&pk, "uptime_s", (uint64_t)(clock_mono_ms() - bk->started_ms) / 1000);
+    s_pack_u64(&pk, "accepted", bk->stats.accepted);
+    s_pack_u64(&pk, "rejected", bk->stats.rejected);
+    s_pack_u64(&pk, "duplicates", bk->stats.duplicates);
+    s_pack_u64(&pk, "published", bk->stats.published);
+    s_pack_u64(&pk, "syncs", bk->stats.syncs);
+    s_pack_u64(&pk, "subscribes", bk->stats.subscribes);
+    s_pack_u64(&pk, "users", strmap_size(st->users));
+    s_pack_u64(&pk, "tasks", st->ntasks);
+    s_pack_u64(&pk, "state_bytes", st->state_bytes);
+    s_pack_u64(&pk, "history_bytes", st->hist_bytes);
+    s_pack_u64(&pk, "heartbeat_ms", TOPIC_HEARTBEAT_MS);
+    if (bk->journal)
+        s_pack_u64(&pk, "journal_bytes", bk_journal_size(bk->journal));
+    for (size_t i = 0; i < payload; i++)
+        if (zmq_send(bk->sync, zmsg_data(m, i), zmsg_size(m, i), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return;
+    (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
+}
+
+static void
 s_handle(broker_t *bk, zmsg_t *m)
 {
+    /* As for ingest: the payload is the first non-empty frame after the
+     * identity, or the last frame. */
     size_t payload = 1;
-    while (payload < m->count && zmsg_size(m, payload) == 0)
+    while (payload + 1 < m->count && zmsg_size(m, payload) == 0)
         payload++;
     s_request_t rq;
     if (m->truncated || payload + 1 != m->count ||
@@ -121,6 +173,10 @@ s_handle(broker_t *bk, zmsg_t *m)
         memset(&rq, 0, sizeof rq);
         log_warn(&bk->log, "unreadable sync request");
         s_answer_error(bk, m, payload < m->count ? payload : m->count, &rq);
+        return;
+    }
+    if (rq.stats) {
+        s_answer_stats(bk, m, payload, &rq);
         return;
     }
     bk_user_t *u = bk_state_user(&bk->state, rq.user_id.v.s.p, rq.user_id.v.s.len, clock_mono_ms());

@@ -17,6 +17,7 @@ static const s_command_t s_commands[] = {
     {"publish", cli_publish, "send one task event to the broker and print its answer"},
     {"token", cli_token, "mint a development HS256 token (TASKCAST_JWT_SECRET)"},
     {"watch", cli_watch, "follow a user's task stream like a browser and print every frame"},
+    {"stats", cli_stats, "print the broker's counters, or a gateway's status (--url)"},
 };
 
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
