@@ -87,8 +87,10 @@ s_reason(unsigned int code)
  *  except while confirming an upgrade (lws ends it then, and the connection
  *  closes). The head is written by hand: while an upgrade is being
  *  confirmed, lws has not read the request's version yet and would answer
- *  "HTTP/1.0", which WebSocket clients refuse to read. Returns what the
- *  callback returns. */
+ *  "HTTP/1.0", which WebSocket clients refuse to read. Any origin may read
+ *  the answers (a web app shows /ready or its user's status; the token in
+ *  the query, not a cookie, is what authorises). Returns what the callback
+ *  returns. */
 static int
 s_respond(gateway_t *gw, struct lws *wsi, unsigned int code, const char *type, const char *body,
           size_t len)
@@ -101,7 +103,7 @@ s_respond(gateway_t *gw, struct lws *wsi, unsigned int code, const char *type, c
     b->len = LWS_PRE;
     buf_printf(b,
                "HTTP/1.1 %u %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-               "cache-control: no-store\r\n%s\r\n",
+               "cache-control: no-store\r\naccess-control-allow-origin: *\r\n%s\r\n",
                code, s_reason(code), type, len, upgrading ? "connection: close\r\n" : "");
     buf_append(b, body, len);
     if (!buf_ok(b))
