@@ -171,10 +171,12 @@ s_receive(s_watch_t *self, struct lws *wsi, const void *in, size_t len)
         log_debug(&self->log, "ignoring a binary frame of %zu bytes", n);
         return 0;
     }
+    if (self->closing)
+        return 0; /* --count reached (or --timeout): print nothing more */
     fwrite(text, 1, n, stdout);
     fputc('\n', stdout);
     fflush(stdout);
-    if (!self->closing && s_is_task(self, text, n) && ++self->tasks == self->count)
+    if (s_is_task(self, text, n) && ++self->tasks == self->count)
         s_begin_close(self, CLI_EXIT_OK);
     return 0;
 }

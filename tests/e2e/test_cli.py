@@ -1,5 +1,7 @@
-"""taskcast-cli stats: the broker's counters over its sync endpoint, and a
-gateway's status with an admin token minted from the secret."""
+"""taskcast-cli: stats (the broker's counters over its sync endpoint, a
+gateway's status with an admin token minted from the secret) and watch
+--count (the other commands are exercised in test_workers.py and
+test_config.py)."""
 import json
 
 from conftest import SECRET, event
@@ -39,3 +41,17 @@ def test_stats_without_a_broker_times_out_with_status_3(tc):
     p = tc.cli("stats", "--sync", "tcp://127.0.0.1:1", "--timeout-ms", "300")
     assert p.returncode == 3, (p.returncode, p.stderr)
     assert "no answer" in p.stderr
+
+
+def test_watch_count_prints_exactly_that_many_task_frames(tc):
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    w = tc.worker(broker)
+    for i in range(5):  # five tasks: a snapshot of five frames arrives at once
+        w.publish_ok(event(f"t{i}", "2"))
+    p = tc.cli("watch", "--user", "2", "--url", f"ws://127.0.0.1:{gw.port}", "--count", "2",
+               "--timeout", "10", env={"TASKCAST_JWT_SECRET": SECRET})
+    assert p.returncode == 0, p.stderr
+    frames = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [f["type"] for f in frames] == ["hello", "task", "task"], frames
+    assert [f["task_id"] for f in frames[1:]] == ["t0", "t1"], frames
