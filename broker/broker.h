@@ -58,6 +58,7 @@ struct bk_user {
     int subscribed;                /* a gateway subscribes to its topic */
     uint64_t seq;                  /* last seq given */
     strmap_t *tasks;               /* task id -> bk_task_t */
+    uint32_t nlive;                /* tasks not terminal (the per-user limit counts these) */
     bk_hist_t *hhead, *htail;
     uint32_t hcount;
     uint8_t epoch_len;
@@ -113,13 +114,28 @@ bk_user_t *bk_state_user(bk_state_t *st, const char *id, size_t len, int64_t now
 bk_record_t bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_ms,
                             buf_t *scratch, bk_user_t **user_out, bk_blob_t **blob_out);
 
+typedef enum {
+    BK_RESTORE_STATE = 0,  /* the task's latest state only */
+    BK_RESTORE_EVENT = 1,  /* the task's state and the history */
+    BK_RESTORE_HISTORY = 2 /* the history only (the task may be gone) */
+} bk_restore_t;
+
 /*  Puts one journaled event (published form) back into the state: the
- *  user's seq and epoch as recorded, the task's latest state, and the
- *  history if to_history. at_wall_ms is when it was recorded (a terminal
- *  task's retention counts from then). Sets *seq_out to its seq. Returns 0,
- *  or -1 if the bytes are not a published event. */
-int bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, int to_history,
+ *  user's seq and epoch as recorded, and per mode the task's latest state
+ *  and/or the history. at_wall_ms is when it was recorded (a terminal task's
+ *  retention counts from then). Sets *seq_out to its seq. Returns 0, or -1
+ *  if the bytes are not a published event. */
+int bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, bk_restore_t mode,
                      int64_t at_wall_ms, int64_t now_ms, int64_t wall_ms, uint64_t *seq_out);
+
+/*  Puts a user back with its epoch and last seq (which may be above every
+ *  event still kept). 0, or -1 on a bad id or out of memory. */
+int bk_state_restore_user(bk_state_t *st, const char *id, size_t len, const char *epoch,
+                          size_t epoch_len, uint64_t seq, int64_t now_ms);
+
+/*  Calls fn for every history entry, oldest first across all users. */
+int bk_state_each_history(const bk_state_t *st, int (*fn)(void *arg, const bk_hist_t *h),
+                          void *arg);
 
 /*  Calls fn for every user (the state must not change meanwhile). */
 int bk_state_each_user(const bk_state_t *st, int (*fn)(void *arg, const bk_user_t *u), void *arg);
@@ -200,13 +216,16 @@ void bk_journal_append(bk_journal_t *j, int kind, const void *head, size_t headl
                        const void *body, size_t bodylen);
 /*  Writes the buffered records. 0, or -1 with errno. */
 int bk_journal_flush(bk_journal_t *j);
-/*  fdatasync()s if anything was written since the last sync. */
+/*  fdatasync()s if anything was written since the last sync (and syncs the
+ *  directory after a rewrite whose directory sync failed). 0, or -1. */
 int bk_journal_sync(bk_journal_t *j);
 /*  1 once the file is over twice its size after the last rewrite, and over
  *  min_bytes. */
 int bk_journal_wants_rewrite(const bk_journal_t *j, uint64_t min_bytes);
 uint64_t bk_journal_size(const bk_journal_t *j);
-/*  Replaces the file with the records writer appends to out. 0, or -1. */
+/*  Replaces the file with the records writer appends to out. 0; 1 if done
+ *  but the directory could not be synced yet (bk_journal_sync() retries);
+ *  or -1 with a sentence in err (the old file is still the journal). */
 int bk_journal_rewrite(bk_journal_t *j, int (*writer)(void *arg, bk_journal_t *out), void *arg,
                        char *err, size_t errlen);
 
@@ -224,7 +243,8 @@ int bk_persist_open(broker_t *bk, const char *path, uint32_t dedup_window, char 
 /*  Buffers the record of one accepted event (written by the batch's flush). */
 void bk_persist_event(broker_t *bk, const bk_blob_t *blob, const bk_dedup_id_t *id,
                       int64_t wall_ms);
-/*  Rewrites the journal as the current state. 0, or -1 with a sentence. */
+/*  Rewrites the journal as the current state. 0 (a warning is logged if its
+ *  directory could not be synced yet), or -1 with a sentence. */
 int bk_persist_compact(broker_t *bk, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- context */

@@ -33,10 +33,11 @@
 struct bk_journal {
     int fd;
     char *path;
-    buf_t wbuf;    /* records not yet written */
-    uint64_t size; /* bytes in the file, written */
-    uint64_t base; /* size right after the last rewrite (or open) */
-    int unsynced;  /* written since the last fdatasync */
+    buf_t wbuf;       /* records not yet written */
+    uint64_t size;    /* bytes in the file, written */
+    uint64_t base;    /* size right after the last rewrite (or open) */
+    int unsynced;     /* written since the last fdatasync */
+    int dir_unsynced; /* renamed by a rewrite, directory not yet synced */
 };
 
 static void
@@ -215,28 +216,6 @@ bk_journal_flush(bk_journal_t *j)
     return 0;
 }
 
-int
-bk_journal_sync(bk_journal_t *j)
-{
-    if (!j->unsynced)
-        return 0;
-    j->unsynced = 0;
-    return fdatasync(j->fd);
-}
-
-int
-bk_journal_wants_rewrite(const bk_journal_t *j, uint64_t min_bytes)
-{
-    uint64_t limit = j->base * 2 > min_bytes ? j->base * 2 : min_bytes;
-    return j->size > limit;
-}
-
-uint64_t
-bk_journal_size(const bk_journal_t *j)
-{
-    return j->size;
-}
-
 static int
 s_sync_dir(const char *path)
 {
@@ -250,6 +229,30 @@ s_sync_dir(const char *path)
     int rc = fsync(fd);
     close(fd);
     return rc;
+}
+
+int
+bk_journal_sync(bk_journal_t *j)
+{
+    if (j->dir_unsynced && s_sync_dir(j->path) == 0)
+        j->dir_unsynced = 0;
+    if (!j->unsynced)
+        return j->dir_unsynced ? -1 : 0;
+    j->unsynced = 0;
+    return fdatasync(j->fd) != 0 || j->dir_unsynced ? -1 : 0;
+}
+
+int
+bk_journal_wants_rewrite(const bk_journal_t *j, uint64_t min_bytes)
+{
+    uint64_t limit = j->base * 2 > min_bytes ? j->base * 2 : min_bytes;
+    return j->size > limit;
+}
+
+uint64_t
+bk_journal_size(const bk_journal_t *j)
+{
+    return j->size;
 }
 
 int
@@ -274,7 +277,7 @@ bk_journal_rewrite(bk_journal_t *j, int (*writer)(void *arg, bk_journal_t *out),
     if (ok) {
         buf_append(&next.wbuf, S_MAGIC, S_MAGIC_LEN);
         ok = writer(arg, &next) == 0 && bk_journal_flush(&next) == 0 && fdatasync(next.fd) == 0 &&
-             rename(tmp, j->path) == 0 && s_sync_dir(j->path) == 0;
+             rename(tmp, j->path) == 0;
         if (!ok)
             snprintf(err, errlen, "compaction failed: %s", strerror(errno));
     }
@@ -288,11 +291,13 @@ bk_journal_rewrite(bk_journal_t *j, int (*writer)(void *arg, bk_journal_t *out),
         return -1;
     }
     free(tmp);
+    /* The new file is the journal now: every later record goes there. */
     close(j->fd);
     j->fd = next.fd;
     j->size = j->base = next.size;
     j->unsynced = 0;
-    return 0;
+    j->dir_unsynced = s_sync_dir(j->path) != 0; /* retried by bk_journal_sync() */
+    return j->dir_unsynced ? 1 : 0;
 }
 
 void

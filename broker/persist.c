@@ -1,17 +1,23 @@
 /*  persist.c: what the broker's journal records mean.
  *
  *  Records (after the kind byte; integers little-endian):
- *    'M' meta   [16 bytes: broker epoch][BK_DEDUP_KEYS bytes: dedup keys]
- *    'E' event  [u64 recorded at, wall ms][u8 flags][u64 dedup key][u64 dedup content]
- *               [the published event]: state and history
- *    'S' state  same layout: the latest state of a task, not history
- *    'D' dedup  [u64 key][u64 content][u64 seq]: one idempotency pair
+ *    'M' meta     [16 bytes: broker epoch][BK_DEDUP_KEYS bytes: dedup keys]
+ *                 [u64: the last user ordinal given]
+ *    'E' event    [u64 recorded at, wall ms][u8 flags][u64 dedup key]
+ *                 [u64 dedup content][the published event]: state + history
+ *    'S' state    same layout: a task's latest state (it ended at "recorded at")
+ *    'H' history  same layout: a history entry (its task may be gone)
+ *    'U' user     [u64 last seq][u8 epoch length][epoch][user id]
+ *    'D' dedup    [u64 key][u64 content][u64 seq]: one idempotency pair
  *  flags bit 0: the event had (producer, pseq), the dedup fields are set.
  *
- *  A journal starts with 'M'. Every accepted event appends an 'E'. A
- *  compaction rewrites the file as 'M', the idempotency window ('D'), and per
- *  user the task states older than its history ('S') followed by its history
- *  ('E'), so replaying the compact file rebuilds the same state.
+ *  A journal starts with 'M'; every accepted event appends an 'E'. A
+ *  compaction rewrites the file as the current state, in an order that
+ *  rebuilds it exactly: 'M', the idempotency window ('D', oldest first),
+ *  every user ('U': its epoch and last seq, even if no event of it is left),
+ *  the live tasks ('S'), the terminal tasks by the time they ended ('S', so
+ *  the retention FIFO comes back in order), then the history in arrival
+ *  order across users ('H', so the global history FIFO does too).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,10 +27,17 @@
 #include "broker.h"
 #include "clock.h"
 
-#define S_META_LEN  (16 + BK_DEDUP_KEYS)
+#define S_META_LEN  (16 + BK_DEDUP_KEYS + 8)
 #define S_EVENT_LEN 25 /* at, flags, key, content */
 
-enum { S_REC_META = 'M', S_REC_EVENT = 'E', S_REC_STATE = 'S', S_REC_DEDUP = 'D' };
+enum {
+    S_REC_META = 'M',
+    S_REC_EVENT = 'E',
+    S_REC_STATE = 'S',
+    S_REC_HISTORY = 'H',
+    S_REC_USER = 'U',
+    S_REC_DEDUP = 'D'
+};
 
 static void
 s_put64(unsigned char *p, uint64_t v)
@@ -48,6 +61,7 @@ s_append_meta(broker_t *bk, bk_journal_t *j)
     unsigned char m[S_META_LEN];
     memcpy(m, bk->state.epoch, 16);
     bk_dedup_keys(bk->dedup, m + 16);
+    s_put64(m + 16 + BK_DEDUP_KEYS, bk->state.user_ordinal);
     bk_journal_append(j, S_REC_META, m, sizeof m, NULL, 0);
 }
 
@@ -79,24 +93,53 @@ typedef struct {
 } s_replay_t;
 
 static int
+s_replay_meta(s_replay_t *r, const uint8_t *body, size_t len, char *err, size_t errlen)
+{
+    broker_t *bk = r->bk;
+    if (len != S_META_LEN || bk->dedup) {
+        snprintf(err, errlen, "unexpected meta record");
+        return -1;
+    }
+    memcpy(bk->state.epoch, body, 16);
+    bk->state.epoch[16] = '\0';
+    bk->state.user_ordinal = s_get64(body + 16 + BK_DEDUP_KEYS);
+    bk->dedup = bk_dedup_new(r->window, body + 16);
+    if (!bk->dedup) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_replay_event(s_replay_t *r, int kind, const uint8_t *body, size_t len)
+{
+    broker_t *bk = r->bk;
+    bk_restore_t mode = kind == S_REC_EVENT   ? BK_RESTORE_EVENT
+                        : kind == S_REC_STATE ? BK_RESTORE_STATE
+                                              : BK_RESTORE_HISTORY;
+    uint64_t seq = 0;
+    if (bk_state_restore(&bk->state, body + S_EVENT_LEN, len - S_EVENT_LEN, mode,
+                         (int64_t)s_get64(body), r->now, r->wall, &seq) != 0)
+        return -1;
+    if (body[8] & 1) {
+        bk_dedup_id_t id = {s_get64(body + 9), s_get64(body + 17)};
+        bk_dedup_insert(bk->dedup, &id, seq);
+    }
+    if (kind == S_REC_STATE)
+        r->states++;
+    else
+        r->events++;
+    return 0;
+}
+
+static int
 s_replay(void *arg, int kind, const uint8_t *body, size_t len, char *err, size_t errlen)
 {
     s_replay_t *r = arg;
     broker_t *bk = r->bk;
-    if (kind == S_REC_META) {
-        if (len != S_META_LEN || bk->dedup) {
-            snprintf(err, errlen, "unexpected meta record");
-            return -1;
-        }
-        memcpy(bk->state.epoch, body, 16);
-        bk->state.epoch[16] = '\0';
-        bk->dedup = bk_dedup_new(r->window, body + 16);
-        if (!bk->dedup) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        return 0;
-    }
+    if (kind == S_REC_META)
+        return s_replay_meta(r, body, len, err, errlen);
     if (!bk->dedup) {
         snprintf(err, errlen, "the first record is not the meta record");
         return -1;
@@ -106,23 +149,20 @@ s_replay(void *arg, int kind, const uint8_t *body, size_t len, char *err, size_t
         bk_dedup_insert(bk->dedup, &id, s_get64(body + 16));
         return 0;
     }
-    if ((kind == S_REC_EVENT || kind == S_REC_STATE) && len > S_EVENT_LEN) {
-        int64_t at = (int64_t)s_get64(body);
-        uint64_t seq = 0;
-        if (bk_state_restore(&bk->state, body + S_EVENT_LEN, len - S_EVENT_LEN, kind == S_REC_EVENT,
-                             at, r->now, r->wall, &seq) != 0) {
-            snprintf(err, errlen, "a record does not hold a readable event");
-            return -1;
-        }
-        if (body[8] & 1) {
-            bk_dedup_id_t id = {s_get64(body + 9), s_get64(body + 17)};
-            bk_dedup_insert(bk->dedup, &id, seq);
-        }
-        if (kind == S_REC_EVENT)
-            r->events++;
-        else
-            r->states++;
-        return 0;
+    if (kind == S_REC_USER && len > 9 && len > 9 + (size_t)body[8]) {
+        size_t elen = body[8];
+        if (bk_state_restore_user(&bk->state, (const char *)body + 9 + elen, len - 9 - elen,
+                                  (const char *)body + 9, elen, s_get64(body), r->now) == 0)
+            return 0;
+        snprintf(err, errlen, "a user record cannot be read");
+        return -1;
+    }
+    if ((kind == S_REC_EVENT || kind == S_REC_STATE || kind == S_REC_HISTORY) &&
+        len > S_EVENT_LEN) {
+        if (s_replay_event(r, kind, body, len) == 0)
+            return 0;
+        snprintf(err, errlen, "a record does not hold a readable event");
+        return -1;
     }
     snprintf(err, errlen, "unknown record kind %d (a journal from a newer taskcast?)", kind);
     return -1;
@@ -171,6 +211,9 @@ typedef struct {
     broker_t *bk;
     bk_journal_t *out;
     int64_t now, wall;
+    const bk_task_t **ended; /* terminal tasks, to sort by the time they ended */
+    size_t nended, capended;
+    int oom;
 } s_compact_t;
 
 static int
@@ -185,36 +228,51 @@ s_write_dedup(void *arg, const bk_dedup_id_t *id, uint64_t seq)
     return 0;
 }
 
-/*  When a task ended, on the wall clock (or now if it is live). */
-static int64_t
-s_ended_wall(const s_compact_t *c, const bk_task_t *t)
-{
-    return t && t->ended_ms ? c->wall - (c->now - t->ended_ms) : c->wall;
-}
-
+/*  'U' for the user, 'S' for its live tasks; terminal tasks are collected. */
 static int
 s_write_user(void *arg, const bk_user_t *u)
 {
     s_compact_t *c = arg;
-    /* Task states the history does not cover, oldest first, as 'S'. Their
-     * recorded time is when they ended (retention goes on from there). */
-    uint64_t below = u->hhead ? u->hhead->seq : UINT64_MAX;
+    unsigned char h[9 + sizeof u->epoch];
+    s_put64(h, u->seq);
+    h[8] = u->epoch_len;
+    memcpy(h + 9, u->epoch, u->epoch_len);
+    bk_journal_append(c->out, S_REC_USER, h, 9 + (size_t)u->epoch_len, u->id, u->id_len);
     size_t pos = 0;
     const bk_task_t *t;
-    while ((t = strmap_next(u->tasks, &pos)) != NULL)
-        if (t->seq < below)
-            s_append_event(c->out, S_REC_STATE, t->blob, NULL, s_ended_wall(c, t));
-    /* Then the history, as 'E'. */
-    for (const bk_hist_t *h = u->hhead; h; h = h->unext) {
-        event_t ev;
-        event_error_t e;
-        const bk_task_t *owner = NULL;
-        if (event_decode(&ev, h->blob->data, h->blob->len, EVENT_FROM_BROKER, &e) == 0)
-            owner = bk_state_task(u, ev.task_id.p, ev.task_id.len);
-        int latest = owner && owner->seq == h->seq;
-        s_append_event(c->out, S_REC_EVENT, h->blob, NULL,
-                       latest ? s_ended_wall(c, owner) : c->wall);
+    while ((t = strmap_next(u->tasks, &pos)) != NULL) {
+        if (!t->ended_ms) {
+            s_append_event(c->out, S_REC_STATE, t->blob, NULL, c->wall);
+            continue;
+        }
+        if (c->nended == c->capended) {
+            size_t cap = c->capended ? c->capended * 2 : 256;
+            const bk_task_t **more = realloc(c->ended, cap * sizeof *more);
+            if (!more) {
+                c->oom = 1;
+                return -1;
+            }
+            c->ended = more;
+            c->capended = cap;
+        }
+        c->ended[c->nended++] = t;
     }
+    return 0;
+}
+
+static int
+s_by_end(const void *a, const void *b)
+{
+    int64_t x = (*(const bk_task_t *const *)a)->ended_ms;
+    int64_t y = (*(const bk_task_t *const *)b)->ended_ms;
+    return x < y ? -1 : x > y;
+}
+
+static int
+s_write_history(void *arg, const bk_hist_t *h)
+{
+    s_compact_t *c = arg;
+    s_append_event(c->out, S_REC_HISTORY, h->blob, NULL, c->wall);
     return 0;
 }
 
@@ -225,7 +283,14 @@ s_write_all(void *arg, bk_journal_t *out)
     c->out = out;
     s_append_meta(c->bk, out);
     bk_dedup_each(c->bk->dedup, s_write_dedup, c);
-    return bk_state_each_user(&c->bk->state, s_write_user, c);
+    if (bk_state_each_user(&c->bk->state, s_write_user, c) != 0)
+        return -1;
+    if (c->nended)
+        qsort(c->ended, c->nended, sizeof *c->ended, s_by_end);
+    for (size_t i = 0; i < c->nended; i++) /* recorded at = when it ended, wall clock */
+        s_append_event(out, S_REC_STATE, c->ended[i]->blob, NULL,
+                       c->wall - (c->now - c->ended[i]->ended_ms));
+    return bk_state_each_history(&c->bk->state, s_write_history, c);
 }
 
 int
@@ -234,8 +299,17 @@ bk_persist_compact(broker_t *bk, char *err, size_t errlen)
     s_compact_t c = {.bk = bk, .now = clock_mono_ms(), .wall = clock_wall_ms()};
     uint64_t before = bk_journal_size(bk->journal);
     int64_t t0 = clock_mono_ms();
-    if (bk_journal_rewrite(bk->journal, s_write_all, &c, err, errlen) != 0)
+    int rc = bk_journal_rewrite(bk->journal, s_write_all, &c, err, errlen);
+    free(c.ended);
+    if (rc < 0) {
+        if (c.oom)
+            snprintf(err, errlen, "compaction ran out of memory");
         return -1;
+    }
+    if (rc > 0)
+        log_warn(&bk->log, "journal compacted, but its directory could not be synced yet (retried "
+                           "every second): until then a machine crash could bring back the old "
+                           "file and lose what was acknowledged since");
     log_info(&bk->log, "journal compacted: %" PRIu64 " -> %" PRIu64 " bytes in %lld ms", before,
              bk_journal_size(bk->journal), (long long)(clock_mono_ms() - t0));
     return 0;

@@ -128,6 +128,7 @@ s_hist_append(bk_state_t *st, bk_user_t *u, uint64_t seq, bk_blob_t *blob)
 
 /* ---------------------------------------------------------------- tasks */
 
+/*  Takes a terminal task out of the retention FIFO. */
 static void
 s_retention_unlink(bk_state_t *st, bk_task_t *t)
 {
@@ -145,11 +146,16 @@ s_retention_unlink(bk_state_t *st, bk_task_t *t)
     t->ended_ms = 0;
 }
 
+/*  The task ended at ended_ms: it goes to the tail of the retention FIFO
+ *  and no longer counts as live. */
 static void
-s_retention_append(bk_state_t *st, bk_task_t *t, int64_t now_ms)
+s_task_ended(bk_state_t *st, bk_task_t *t, int64_t ended_ms)
 {
-    s_retention_unlink(st, t);
-    t->ended_ms = now_ms > 0 ? now_ms : 1;
+    if (t->ended_ms)
+        s_retention_unlink(st, t);
+    else
+        t->user->nlive--;
+    t->ended_ms = ended_ms > 0 ? ended_ms : 1;
     t->rprev = st->rtail;
     if (st->rtail)
         st->rtail->rnext = t;
@@ -158,10 +164,42 @@ s_retention_append(bk_state_t *st, bk_task_t *t, int64_t now_ms)
     st->rtail = t;
 }
 
+/*  The task is live (again): out of the retention FIFO. */
+static void
+s_task_live(bk_state_t *st, bk_task_t *t)
+{
+    if (!t->ended_ms)
+        return;
+    s_retention_unlink(st, t);
+    t->user->nlive++;
+}
+
+/*  A new task: live until an event says otherwise. */
+static bk_task_t *
+s_task_new(bk_state_t *st, bk_user_t *u, const event_t *ev)
+{
+    bk_task_t *t = calloc(1, sizeof *t + ev->task_id.len);
+    if (!t)
+        return NULL;
+    memcpy(t->id, ev->task_id.p, ev->task_id.len);
+    t->id_len = ev->task_id.len;
+    t->user = u;
+    if (strmap_put(u->tasks, t->id, t->id_len, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    st->ntasks++;
+    u->nlive++;
+    return t;
+}
+
 static void
 s_task_free(bk_state_t *st, bk_task_t *t)
 {
-    s_retention_unlink(st, t);
+    if (t->ended_ms)
+        s_retention_unlink(st, t);
+    else
+        t->user->nlive--;
     if (t->blob) {
         st->state_bytes -= t->blob->len;
         bk_blob_unref(&t->blob);
@@ -273,7 +311,7 @@ bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_
     if (!u)
         return BK_RECORD_OVERLOADED;
     bk_task_t *t = strmap_get(u->tasks, ev->task_id.p, ev->task_id.len);
-    if (!t && strmap_size(u->tasks) >= st->limits.tasks_per_user)
+    if (!t && u->nlive >= st->limits.tasks_per_user)
         return BK_RECORD_TOO_MANY_TASKS;
     if (st->state_bytes >= st->limits.state_bytes)
         return BK_RECORD_OVERLOADED;
@@ -290,19 +328,9 @@ bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_
     blob->len = (uint32_t)scratch->len;
     memcpy(blob->data, scratch->data, scratch->len);
 
-    if (!t) {
-        t = calloc(1, sizeof *t + ev->task_id.len);
-        if (t) {
-            memcpy(t->id, ev->task_id.p, ev->task_id.len);
-            t->id_len = ev->task_id.len;
-            t->user = u;
-        }
-        if (!t || strmap_put(u->tasks, t->id, t->id_len, t) != 0) {
-            free(t);
-            free(blob);
-            return BK_RECORD_NOMEM;
-        }
-        st->ntasks++;
+    if (!t && !(t = s_task_new(st, u, ev))) {
+        free(blob);
+        return BK_RECORD_NOMEM;
     }
     u->seq = seq;
     if (t->blob) {
@@ -313,9 +341,9 @@ bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_
     t->seq = seq;
     st->state_bytes += blob->len;
     if (event_status_is_terminal(ev->status))
-        s_retention_append(st, t, now_ms);
+        s_task_ended(st, t, now_ms);
     else
-        s_retention_unlink(st, t);
+        s_task_live(st, t);
 
     /* History is best effort under memory pressure: a missing entry only
      * turns a later replay into a snapshot. */
@@ -421,30 +449,52 @@ s_user_reset(bk_state_t *st, bk_user_t *u)
     strmap_destroy(&u->tasks);
     u->tasks = strmap_new();
     u->seq = 0;
+    u->nlive = 0;
+}
+
+/*  Puts the user in the given epoch: a different one than it has means the
+ *  journal held an older incarnation first, which the newer one replaces. */
+static int
+s_user_epoch(bk_state_t *st, bk_user_t *u, const char *epoch, size_t len)
+{
+    if (u->epoch_len == len && memcmp(u->epoch, epoch, len) == 0)
+        return 0;
+    if (len >= sizeof u->epoch)
+        return -1;
+    if (u->seq || strmap_size(u->tasks) || u->hhead)
+        s_user_reset(st, u);
+    if (!u->tasks)
+        return -1;
+    memcpy(u->epoch, epoch, len);
+    u->epoch[len] = '\0';
+    u->epoch_len = (uint8_t)len;
+    s_note_ordinal(st, u->epoch, u->epoch_len);
+    return 0;
 }
 
 int
-bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, int to_history,
+bk_state_restore_user(bk_state_t *st, const char *id, size_t len, const char *epoch,
+                      size_t epoch_len, uint64_t seq, int64_t now_ms)
+{
+    bk_user_t *u = event_user_id_valid(id, len) ? bk_state_user(st, id, len, now_ms) : NULL;
+    if (!u || s_user_epoch(st, u, epoch, epoch_len) != 0)
+        return -1;
+    if (seq > u->seq)
+        u->seq = seq;
+    return 0;
+}
+
+int
+bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, bk_restore_t mode,
                  int64_t at_wall_ms, int64_t now_ms, int64_t wall_ms, uint64_t *seq_out)
 {
     event_t ev;
     event_error_t err;
-    if (event_decode(&ev, data, len, EVENT_FROM_BROKER, &err) != 0 ||
-        ev.epoch.len >= sizeof((bk_user_t *)0)->epoch)
+    if (event_decode(&ev, data, len, EVENT_FROM_BROKER, &err) != 0)
         return -1;
     bk_user_t *u = bk_state_user(st, ev.user_id.p, ev.user_id.len, now_ms);
-    if (!u || !u->tasks)
+    if (!u || s_user_epoch(st, u, ev.epoch.p, ev.epoch.len) != 0)
         return -1;
-    if (u->epoch_len != ev.epoch.len || memcmp(u->epoch, ev.epoch.p, ev.epoch.len) != 0) {
-        if (u->seq || strmap_size(u->tasks))
-            s_user_reset(st, u);
-        if (!u->tasks)
-            return -1;
-        memcpy(u->epoch, ev.epoch.p, ev.epoch.len);
-        u->epoch[ev.epoch.len] = '\0';
-        u->epoch_len = (uint8_t)ev.epoch.len;
-        s_note_ordinal(st, u->epoch, u->epoch_len);
-    }
     if (ev.seq > u->seq)
         u->seq = ev.seq;
     *seq_out = ev.seq;
@@ -455,22 +505,15 @@ bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, int to_history
     blob->refs = 1;
     blob->len = (uint32_t)len;
     memcpy(blob->data, data, len);
-    bk_task_t *t = strmap_get(u->tasks, ev.task_id.p, ev.task_id.len);
-    if (!t) {
-        t = calloc(1, sizeof *t + ev.task_id.len);
-        if (t) {
-            memcpy(t->id, ev.task_id.p, ev.task_id.len);
-            t->id_len = ev.task_id.len;
-            t->user = u;
-        }
-        if (!t || strmap_put(u->tasks, t->id, t->id_len, t) != 0) {
-            free(t);
-            free(blob);
+    bk_task_t *t = NULL;
+    if (mode != BK_RESTORE_HISTORY) {
+        t = strmap_get(u->tasks, ev.task_id.p, ev.task_id.len);
+        if (!t && !(t = s_task_new(st, u, &ev))) {
+            bk_blob_unref(&blob);
             return -1;
         }
-        st->ntasks++;
     }
-    if (ev.seq >= t->seq) {
+    if (t && ev.seq >= t->seq) {
         if (t->blob) {
             st->state_bytes -= t->blob->len;
             bk_blob_unref(&t->blob);
@@ -482,15 +525,24 @@ bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, int to_history
         if (event_status_is_terminal(ev.status)) {
             /* Its retention counts from when it was recorded. */
             int64_t age = wall_ms > at_wall_ms ? wall_ms - at_wall_ms : 0;
-            s_retention_append(st, t, now_ms - age);
+            s_task_ended(st, t, now_ms - age);
         }
         else
-            s_retention_unlink(st, t);
+            s_task_live(st, t);
     }
-    if (to_history && (!u->htail || ev.seq > u->htail->seq))
+    if (mode != BK_RESTORE_STATE && (!u->htail || ev.seq > u->htail->seq))
         (void)s_hist_append(st, u, ev.seq, blob);
     bk_blob_unref(&blob);
     s_idle_update(st, u, now_ms);
+    return 0;
+}
+
+int
+bk_state_each_history(const bk_state_t *st, int (*fn)(void *arg, const bk_hist_t *h), void *arg)
+{
+    for (const bk_hist_t *h = st->ghead; h; h = h->gnext)
+        if (fn(arg, h) != 0)
+            return -1;
     return 0;
 }
 
