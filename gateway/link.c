@@ -459,18 +459,22 @@ gw_link_drain(gateway_t *gw)
 {
     if (!gw->sub)
         return;
-    int budget = S_DRAIN_BUDGET, progress = 1;
+    int budget = S_DRAIN_BUDGET, progress = 1, heard = 0;
     while (progress && budget-- > 0) {
         progress = 0;
         zmsg_t m;
         if (zmsg_recv(&m, gw->sub, ZMQ_DONTWAIT) == 0) {
             s_on_sub(gw, &m);
             zmsg_close(&m);
-            progress = 1;
+            progress = heard = 1;
         }
         if (s_on_sync_answer(gw) == 0)
             progress = 1;
     }
+    /* Anything from the broker shows the link is alive: under a burst the
+     * heartbeats wait in the same queue as the events before them. */
+    if (heard && gw->broker_up)
+        gw->last_heartbeat_ms = clock_mono_ms();
     if (progress)
         s_kick(gw); /* budget used up: go on in the next pass, after the writes */
 }
