@@ -1,7 +1,7 @@
 """End-to-end fixtures: real taskcast processes on loopback, real clients.
 
 Everything here talks to the processes exactly as the contract
-(/work/shared/DESIGN.md, "The contract") describes: ZeroMQ DEALER/REQ workers
+(the project's DESIGN.md, "The contract", and docs/protocol.md) describes: ZeroMQ DEALER/REQ workers
 sending msgpack events, WebSocket clients (python3-websockets, legacy asyncio
 API), plain HTTP. No mocks.
 
