@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "cfg.h"
 #include "event.h"
 #include "log.h"
 #include "strmap.h"
@@ -267,6 +268,7 @@ typedef struct bk_stats {
 
 struct broker {
     log_t log;
+    const cfg_opt_t *opt; /* the resolved options (main.c's table) */
     void *zctx;
     void *ingest; /* ROUTER: workers */
     void *fanout; /* XPUB: gateways */

@@ -38,7 +38,9 @@ enum {
     O_COUNT
 };
 
-static cfg_opt_t s_options[O_COUNT] = {
+/*  The option table (defaults); main() resolves a copy that the context
+ *  points to. */
+static const cfg_opt_t s_options[O_COUNT] = {
     [O_INGEST] = {"ingest", "TASKCAST_INGEST", "tcp://127.0.0.1:5555",
                   "ZeroMQ endpoint to bind for workers (ROUTER)"},
     [O_FANOUT] = {"fanout", "TASKCAST_FANOUT", "tcp://127.0.0.1:5556",
@@ -68,9 +70,10 @@ static cfg_opt_t s_options[O_COUNT] = {
 };
 
 static int
-s_u64(const char *flag, uint64_t min, uint64_t max, uint64_t *out, char *err, size_t errlen)
+s_u64(const broker_t *bk, const char *flag, uint64_t min, uint64_t max, uint64_t *out, char *err,
+      size_t errlen)
 {
-    const char *v = cfg_value(s_options, O_COUNT, flag);
+    const char *v = cfg_value(bk->opt, O_COUNT, flag);
     if (cfg_parse_u64(v, min, max, out) != 0) {
         snprintf(err, errlen, "--%s must be a whole number from %llu to %llu, not '%s'", flag,
                  (unsigned long long)min, (unsigned long long)max, v ? v : "");
@@ -83,20 +86,20 @@ static int
 s_configure(broker_t *bk, bk_limits_t *lim, uint64_t *dedup, char *err, size_t errlen)
 {
     log_level_t level;
-    if (log_parse_level(s_options[O_LOG_LEVEL].value, &level) != 0) {
+    if (log_parse_level(bk->opt[O_LOG_LEVEL].value, &level) != 0) {
         snprintf(err, errlen, "--log-level must be error, warn, info or debug");
         return -1;
     }
     log_init(&bk->log, "taskcast-broker", level);
     uint64_t retention_s, history, tasks;
-    if (s_u64("retention", 0, 10ull * 365 * 86400, &retention_s, err, errlen) ||
-        s_u64("history", 0, 1000000, &history, err, errlen) ||
-        s_u64("history-bytes", 0, UINT64_MAX / 2, &lim->history_bytes, err, errlen) ||
-        s_u64("state-bytes", 1, UINT64_MAX / 2, &lim->state_bytes, err, errlen) ||
-        s_u64("max-tasks-per-user", 1, UINT32_MAX, &tasks, err, errlen) ||
-        s_u64("max-users", 1, UINT64_MAX / 2, &lim->max_users, err, errlen) ||
-        s_u64("dedup-window", 1, 1u << 28, dedup, err, errlen) ||
-        s_u64("journal-compact-bytes", 4096, UINT64_MAX / 4, &bk->journal_min, err, errlen))
+    if (s_u64(bk, "retention", 0, 10ull * 365 * 86400, &retention_s, err, errlen) ||
+        s_u64(bk, "history", 0, 1000000, &history, err, errlen) ||
+        s_u64(bk, "history-bytes", 0, UINT64_MAX / 2, &lim->history_bytes, err, errlen) ||
+        s_u64(bk, "state-bytes", 1, UINT64_MAX / 2, &lim->state_bytes, err, errlen) ||
+        s_u64(bk, "max-tasks-per-user", 1, UINT32_MAX, &tasks, err, errlen) ||
+        s_u64(bk, "max-users", 1, UINT64_MAX / 2, &lim->max_users, err, errlen) ||
+        s_u64(bk, "dedup-window", 1, 1u << 28, dedup, err, errlen) ||
+        s_u64(bk, "journal-compact-bytes", 4096, UINT64_MAX / 4, &bk->journal_min, err, errlen))
         return -1;
     lim->tasks_per_user = (uint32_t)tasks;
     lim->retention_ms = retention_s * 1000;
@@ -132,9 +135,9 @@ s_open(broker_t *bk)
     bk->zctx = zmq_ctx_new();
     if (!bk->zctx)
         return -1;
-    if (s_bind(bk, &bk->ingest, ZMQ_ROUTER, 100000, S_INGEST_MSG_MAX, s_options[O_INGEST].value) ||
-        s_bind(bk, &bk->fanout, ZMQ_XPUB, 200000, 4096, s_options[O_FANOUT].value) ||
-        s_bind(bk, &bk->sync, ZMQ_ROUTER, 10000, 4096, s_options[O_SYNC].value))
+    if (s_bind(bk, &bk->ingest, ZMQ_ROUTER, 100000, S_INGEST_MSG_MAX, bk->opt[O_INGEST].value) ||
+        s_bind(bk, &bk->fanout, ZMQ_XPUB, 200000, 4096, bk->opt[O_FANOUT].value) ||
+        s_bind(bk, &bk->sync, ZMQ_ROUTER, 10000, 4096, bk->opt[O_SYNC].value))
         return -1;
     return 0;
 }
@@ -237,13 +240,16 @@ main(int argc, char **argv)
     bk.sigfd = -1;
     log_init(&bk.log, "taskcast-broker", LOG_INFO);
     char err[256];
-    int rc = cfg_parse(s_options, O_COUNT, argc, argv, 1, err, sizeof err);
+    cfg_opt_t opt[O_COUNT];
+    memcpy(opt, s_options, sizeof opt);
+    bk.opt = opt;
+    int rc = cfg_parse(opt, O_COUNT, argc, argv, 1, err, sizeof err);
     if (rc == CFG_HELP) {
         cfg_print_help(stdout, "taskcast-broker [options]",
                        "Receives task events from workers, numbers them per user, keeps the "
                        "latest state\nof every task and a bounded history, and publishes "
                        "them to gateways.",
-                       s_options, O_COUNT);
+                       opt, O_COUNT);
         return 0;
     }
     if (rc == CFG_ERROR) {
@@ -254,7 +260,7 @@ main(int argc, char **argv)
         fprintf(stderr, "taskcast-broker: %s\n", err);
         return 1;
     }
-    if (s_options[O_VERSION].value) {
+    if (opt[O_VERSION].value) {
         version_describe(err, sizeof err);
         printf("%s\n", err);
         return 0;
@@ -275,7 +281,7 @@ main(int argc, char **argv)
     unsigned char boot[8];
     randombytes_buf(boot, sizeof boot);
     sodium_bin2hex(bk.boot, sizeof bk.boot, boot, sizeof boot);
-    const char *journal = s_options[O_JOURNAL].value;
+    const char *journal = opt[O_JOURNAL].value;
     if (journal ? bk_persist_open(&bk, journal, (uint32_t)dedup, err, sizeof err) != 0
                 : !(bk.dedup = bk_dedup_new((uint32_t)dedup, NULL))) {
         if (!journal)
@@ -290,8 +296,7 @@ main(int argc, char **argv)
     }
     version_describe(err, sizeof err);
     log_info(&bk.log, "%s started: ingest %s, fanout %s, sync %s, epoch %s", err,
-             s_options[O_INGEST].value, s_options[O_FANOUT].value, s_options[O_SYNC].value,
-             bk.state.epoch);
+             opt[O_INGEST].value, opt[O_FANOUT].value, opt[O_SYNC].value, bk.state.epoch);
     s_run(&bk);
     log_info(&bk.log, "stopped: %llu events accepted, %llu rejected, %llu duplicates",
              (unsigned long long)bk.stats.accepted, (unsigned long long)bk.stats.rejected,

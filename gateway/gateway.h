@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "cfg.h"
 #include "event.h"
 #include "jwt.h"
 #include "log.h"
@@ -163,6 +164,7 @@ typedef struct gw_stats {
 
 typedef struct gateway {
     log_t log;
+    const cfg_opt_t *opt; /* the resolved options (main.c's table) */
     struct lws_context *lws;
     struct lws_vhost *vhost;
     jwt_keys_t keys;

@@ -28,7 +28,9 @@ enum {
     O_COUNT
 };
 
-static cfg_opt_t s_options[O_COUNT] = {
+/*  The option table (defaults); main() resolves a copy that the context
+ *  points to. */
+static const cfg_opt_t s_options[O_COUNT] = {
     [O_LISTEN] = {"listen", "TASKCAST_LISTEN", "127.0.0.1:8000",
                   "HOST:PORT to serve HTTP and WebSockets on (shared with SO_REUSEPORT)"},
     [O_FANOUT] = {"fanout", "TASKCAST_FANOUT", "tcp://127.0.0.1:5556",
@@ -188,28 +190,28 @@ static int
 s_configure(gateway_t *gw, char *err, size_t errlen)
 {
     log_level_t level;
-    if (log_parse_level(s_options[O_LOG_LEVEL].value, &level) != 0) {
+    if (log_parse_level(gw->opt[O_LOG_LEVEL].value, &level) != 0) {
         snprintf(err, errlen, "--log-level must be error, warn, info or debug");
         return -1;
     }
     log_init(&gw->log, "taskcast-gateway", level);
-    if (cfg_parse_listen(s_options[O_LISTEN].value, gw->host, sizeof gw->host, &gw->port) != 0) {
-        snprintf(err, errlen, "--listen must be HOST:PORT, not '%s'", s_options[O_LISTEN].value);
+    if (cfg_parse_listen(gw->opt[O_LISTEN].value, gw->host, sizeof gw->host, &gw->port) != 0) {
+        snprintf(err, errlen, "--listen must be HOST:PORT, not '%s'", gw->opt[O_LISTEN].value);
         return -1;
     }
-    if (jwt_keys_init(&gw->keys, s_options[O_SECRET].value, s_options[O_PUBKEY].value, err,
-                      errlen) != 0)
+    if (jwt_keys_init(&gw->keys, gw->opt[O_SECRET].value, gw->opt[O_PUBKEY].value, err, errlen) !=
+        0)
         return -1;
     uint64_t ping;
-    if (cfg_parse_u64(s_options[O_PING].value, 1, 3600, &ping) != 0) {
+    if (cfg_parse_u64(gw->opt[O_PING].value, 1, 3600, &ping) != 0) {
         snprintf(err, errlen, "--ping-interval must be a whole number of seconds from 1 to 3600");
         return -1;
     }
     /* Browsers answer WebSocket pings by themselves (they cannot send any). */
     gw->idle_policy.secs_since_valid_ping = (uint16_t)ping;
     gw->idle_policy.secs_since_valid_hangup = (uint16_t)(ping * 5 / 2);
-    if (s_options[O_NAME].value)
-        snprintf(gw->name, sizeof gw->name, "%s", s_options[O_NAME].value);
+    if (gw->opt[O_NAME].value)
+        snprintf(gw->name, sizeof gw->name, "%s", gw->opt[O_NAME].value);
     else {
         char host[64] = "gateway";
         gethostname(host, sizeof host - 1);
@@ -264,7 +266,7 @@ s_open(gateway_t *gw)
         return -1;
     }
     if (gw_listen_open(gw) != 0 ||
-        gw_link_open(gw, s_options[O_FANOUT].value, s_options[O_SYNC].value) != 0)
+        gw_link_open(gw, gw->opt[O_FANOUT].value, gw->opt[O_SYNC].value) != 0)
         return -1;
     lws_sul_schedule(gw->lws, 0, &gw->sul_tick, s_tick, GW_TICK_MS * LWS_US_PER_MS);
     return 0;
@@ -295,13 +297,16 @@ main(int argc, char **argv)
     gw.listen_fd = gw.spare_fd = gw.sigfd = -1;
     log_init(&gw.log, "taskcast-gateway", LOG_INFO);
     char err[256];
-    int rc = cfg_parse(s_options, O_COUNT, argc, argv, 1, err, sizeof err);
+    cfg_opt_t opt[O_COUNT];
+    memcpy(opt, s_options, sizeof opt);
+    gw.opt = opt;
+    int rc = cfg_parse(opt, O_COUNT, argc, argv, 1, err, sizeof err);
     if (rc == CFG_HELP) {
         cfg_print_help(stdout, "taskcast-gateway [options]",
                        "Serves WebSockets to browsers: authenticates each connection after the "
                        "handshake,\nsubscribes to the broker for its users and pushes their task "
                        "events as JSON.",
-                       s_options, O_COUNT);
+                       opt, O_COUNT);
         return 0;
     }
     if (rc == CFG_ERROR) {
@@ -312,7 +317,7 @@ main(int argc, char **argv)
         fprintf(stderr, "taskcast-gateway: %s\n", err);
         return 1;
     }
-    if (s_options[O_VERSION].value) {
+    if (opt[O_VERSION].value) {
         version_describe(err, sizeof err);
         printf("%s, libwebsockets %s\n", err, lws_get_library_version());
         return 0;
@@ -330,7 +335,7 @@ main(int argc, char **argv)
     }
     version_describe(err, sizeof err);
     log_info(&gw.log, "%s started as %s: listening on %s:%d, broker fanout %s, sync %s", err,
-             gw.name, gw.host, gw.port, s_options[O_FANOUT].value, s_options[O_SYNC].value);
+             gw.name, gw.host, gw.port, opt[O_FANOUT].value, opt[O_SYNC].value);
     while (!gw.done && lws_service(gw.lws, 0) >= 0)
         ;
     log_info(&gw.log, "stopped");
