@@ -39,6 +39,7 @@ from pathlib import Path
 import jwt
 import msgpack
 import pytest
+from pytest import fail
 import websockets
 import websockets.exceptions
 import zmq
@@ -169,7 +170,7 @@ class Proc:
             self.returncode = self.p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            pytest.fail(f"{self.name} did not exit within {timeout}s\n--- log ---\n{self.log()}")
+            fail(f"{self.name} did not exit within {timeout}s\n--- log ---\n{self.log()}")
         return self.returncode
 
     def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT, expect=0):
@@ -181,7 +182,7 @@ class Proc:
                 self.returncode = self.p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-                pytest.fail(f"{self.name} did not exit within {timeout}s of signal {sig}\n"
+                fail(f"{self.name} did not exit within {timeout}s of signal {sig}\n"
                             f"--- log ---\n{self.log()}")
         else:
             self.returncode = self.p.returncode
@@ -232,13 +233,13 @@ class Broker(Proc):
             while time.monotonic() < deadline:
                 if not self.alive():
                     self.expect_failure = True  # reported here, not again at teardown
-                    pytest.fail(f"{self.name} exited with status {self.p.returncode} at start\n"
+                    fail(f"{self.name} exited with status {self.p.returncode} at start\n"
                                 f"--- log ---\n{self.log()}")
                 if sock.poll(100, zmq.POLLIN):
                     answer = msgpack.unpackb(sock.recv(), raw=False)
                     assert isinstance(answer, dict) and answer.get("ok") is False, answer
                     return
-            pytest.fail(f"{self.name} did not answer on {self.ingest} within {timeout}s\n"
+            fail(f"{self.name} did not answer on {self.ingest} within {timeout}s\n"
                         f"--- log ---\n{self.log()}")
         finally:
             sock.close(linger=0)
@@ -291,7 +292,7 @@ class Gateway(Proc):
         while time.monotonic() < deadline:
             if not self.alive():
                 self.expect_failure = True  # reported here, not again at teardown
-                pytest.fail(f"{self.name} exited with status {self.p.returncode}\n"
+                fail(f"{self.name} exited with status {self.p.returncode}\n"
                             f"--- log ---\n{self.log()}")
             try:
                 last = http_get(self.port, path, timeout=2)[0]
@@ -300,7 +301,7 @@ class Gateway(Proc):
             except OSError as e:
                 last = repr(e)
             time.sleep(0.05)
-        pytest.fail(f"{self.name}: GET {path} did not become {status} within {timeout}s "
+        fail(f"{self.name}: GET {path} did not become {status} within {timeout}s "
                     f"(last: {last})\n--- log ---\n{self.log()}")
 
     def get(self, path, **kw):
@@ -492,7 +493,7 @@ class Harness:
     def cli(self, *args, env=None, timeout=20):
         """Runs taskcast-cli; returns CompletedProcess (text)."""
         if not CLI_BIN.exists():
-            pytest.fail(f"{CLI_BIN} is not built")
+            fail(f"{CLI_BIN} is not built")
         return subprocess.run([str(CLI_BIN), *map(str, args)], env=clean_env(**(env or {})),
                               capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
@@ -618,7 +619,7 @@ class Harness:
         if problems:
             logs = "\n".join(f"--- {p.name} log ({p.log_path}) ---\n{p.log()}"
                              for p in self.procs)
-            pytest.fail("teardown checks failed:\n  " + "\n  ".join(problems) + "\n" + logs,
+            fail("teardown checks failed:\n  " + "\n  ".join(problems) + "\n" + logs,
                         pytrace=False)
 
     def finish(self):
@@ -634,7 +635,7 @@ class Harness:
 def tc(tmp_path):
     for b in (BROKER_BIN, GATEWAY_BIN):
         if not b.exists():
-            pytest.fail(f"{b} is not built (set TASKCAST_BUILD_DIR)")
+            fail(f"{b} is not built (set TASKCAST_BUILD_DIR)")
     h = Harness(tmp_path)
     try:
         yield h
@@ -670,7 +671,7 @@ def stack(tc):
 def _module_stack(tmp_path_factory):
     for b in (BROKER_BIN, GATEWAY_BIN):
         if not b.exists():
-            pytest.fail(f"{b} is not built (set TASKCAST_BUILD_DIR)")
+            fail(f"{b} is not built (set TASKCAST_BUILD_DIR)")
     h = Harness(tmp_path_factory.mktemp("shared"))
     try:
         h.stack = (h.broker(), None)
@@ -710,7 +711,7 @@ def load_python_worker():
     import importlib.util
     path = EXAMPLES / "python_worker.py"
     if not path.exists():
-        pytest.fail(f"{path} does not exist")
+        fail(f"{path} does not exist")
     spec = importlib.util.spec_from_file_location("python_worker", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

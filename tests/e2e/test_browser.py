@@ -40,6 +40,7 @@ import threading
 import time
 
 import pytest
+from pytest import fail, skip
 
 from conftest import EXAMPLES, REPO, event, free_ports, uid
 
@@ -78,7 +79,7 @@ def _missing():
 
 MISSING = _missing()
 if MISSING and not REQUIRE:
-    pytest.skip("browser tests need chromium, node and playwright-core: " + "; ".join(MISSING)
+    skip("browser tests need chromium, node and playwright-core: " + "; ".join(MISSING)
                 + " (install: scripts/deps.sh --browser && (cd tests/browser && npm ci); "
                 "TASKCAST_REQUIRE_BROWSER=1 turns this skip into a failure)",
                 allow_module_level=True)
@@ -87,7 +88,7 @@ if MISSING and not REQUIRE:
 @pytest.fixture(autouse=True)
 def _browser_required():
     if MISSING:
-        pytest.fail("TASKCAST_REQUIRE_BROWSER=1 but the browser tests cannot run: "
+        fail("TASKCAST_REQUIRE_BROWSER=1 but the browser tests cannot run: "
                     + "; ".join(MISSING), pytrace=False)
 
 

@@ -3,6 +3,7 @@ naming its TASKCAST_* variables, and the variables work like the flags."""
 import subprocess
 
 import pytest
+from pytest import fail
 
 from conftest import (BROKER_BIN, CLI_BIN, GATEWAY_BIN, SECRET, clean_env, event, free_ports,
                       http_get)
@@ -33,7 +34,7 @@ def test_help_names_every_variable_of_the_contract(program):
 
 def test_cli_help_names_its_variables():
     if not CLI_BIN.exists():
-        pytest.fail(f"{CLI_BIN} is not built")
+        fail(f"{CLI_BIN} is not built")
     text = _help(CLI_BIN) + _help(CLI_BIN, "publish") + _help(CLI_BIN, "token") + \
         _help(CLI_BIN, "watch")
     missing = [v for v in VARIABLES["cli"] if v not in text]

@@ -10,6 +10,7 @@ import subprocess
 
 import jwt
 import pytest
+from pytest import fail
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -25,7 +26,7 @@ OTHER_SECRET = "another HS256 secret of 32 bytes or more, not ours"
 @pytest.fixture(scope="module", autouse=True)
 def _binary():
     if not JWT_CHECK.exists():
-        pytest.fail(f"{JWT_CHECK} not built (set TASKCAST_BUILD_DIR)")
+        fail(f"{JWT_CHECK} not built (set TASKCAST_BUILD_DIR)")
 
 
 def run(tokens, secret=None, public_key=None, now=NOW):

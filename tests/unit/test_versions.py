@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pytest import fail
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("TASKCAST_BUILD_DIR") or (REPO / "build"))
@@ -95,7 +96,7 @@ def test_configure_accepts_the_newer_msgpack_c_name(tmp_path):
 def test_a_mismatched_libzmq_at_run_time_stops_the_start_with_a_sentence(tmp_path):
     broker = BUILD / "bin" / "taskcast-broker"
     if not broker.exists():
-        pytest.fail(f"{broker} is not built")
+        fail(f"{broker} is not built")
     shim_c = tmp_path / "zmqver.c"
     shim_c.write_text("void zmq_version(int *a, int *b, int *c) { *a = 4; *b = 2; *c = 0; }\n")
     shim = tmp_path / "libzmqver.so"
