@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "dlist.h"
 
 /* ---------------------------------------------------------------- blobs */
 
@@ -35,15 +36,7 @@ s_idle_unlink(bk_state_t *st, bk_user_t *u)
 {
     if (!u->idle_ms)
         return;
-    if (u->iprev)
-        u->iprev->inext = u->inext;
-    else
-        st->ihead = u->inext;
-    if (u->inext)
-        u->inext->iprev = u->iprev;
-    else
-        st->itail = u->iprev;
-    u->iprev = u->inext = NULL;
+    DLIST_REMOVE(st->ihead, st->itail, u, iprev, inext);
     u->idle_ms = 0;
 }
 
@@ -60,13 +53,7 @@ s_idle_update(bk_state_t *st, bk_user_t *u, int64_t now_ms)
     if (u->idle_ms)
         return;
     u->idle_ms = now_ms > 0 ? now_ms : 1;
-    u->iprev = st->itail;
-    u->inext = NULL;
-    if (st->itail)
-        st->itail->inext = u;
-    else
-        st->ihead = u;
-    st->itail = u;
+    DLIST_APPEND(st->ihead, st->itail, u, iprev, inext);
 }
 
 /* ---------------------------------------------------------------- history */
@@ -79,14 +66,7 @@ s_hist_pop_user_head(bk_state_t *st, bk_user_t *u)
     if (!u->hhead)
         u->htail = NULL;
     u->hcount--;
-    if (h->gprev)
-        h->gprev->gnext = h->gnext;
-    else
-        st->ghead = h->gnext;
-    if (h->gnext)
-        h->gnext->gprev = h->gprev;
-    else
-        st->gtail = h->gprev;
+    DLIST_REMOVE(st->ghead, st->gtail, h, gprev, gnext);
     st->hist_bytes -= h->blob->len;
     bk_blob_unref(&h->blob);
     free(h);
@@ -110,12 +90,7 @@ s_hist_append(bk_state_t *st, bk_user_t *u, uint64_t seq, bk_blob_t *blob)
         u->hhead = h;
     u->htail = h;
     u->hcount++;
-    h->gprev = st->gtail;
-    if (st->gtail)
-        st->gtail->gnext = h;
-    else
-        st->ghead = h;
-    st->gtail = h;
+    DLIST_APPEND(st->ghead, st->gtail, h, gprev, gnext);
     st->hist_bytes += blob->len;
 
     while (u->hcount > st->limits.history_per_user)
@@ -134,15 +109,7 @@ s_retention_unlink(bk_state_t *st, bk_task_t *t)
 {
     if (!t->ended_ms)
         return;
-    if (t->rprev)
-        t->rprev->rnext = t->rnext;
-    else
-        st->rhead = t->rnext;
-    if (t->rnext)
-        t->rnext->rprev = t->rprev;
-    else
-        st->rtail = t->rprev;
-    t->rprev = t->rnext = NULL;
+    DLIST_REMOVE(st->rhead, st->rtail, t, rprev, rnext);
     t->ended_ms = 0;
 }
 
@@ -156,12 +123,7 @@ s_task_ended(bk_state_t *st, bk_task_t *t, int64_t ended_ms)
     else
         t->user->nlive--;
     t->ended_ms = ended_ms > 0 ? ended_ms : 1;
-    t->rprev = st->rtail;
-    if (st->rtail)
-        st->rtail->rnext = t;
-    else
-        st->rhead = t;
-    st->rtail = t;
+    DLIST_APPEND(st->rhead, st->rtail, t, rprev, rnext);
 }
 
 /*  The task is live (again): out of the retention FIFO. */

@@ -105,7 +105,7 @@ typedef struct gw_batch {
 void gw_batch_free(gw_batch_t **batch_p);
 
 struct gw_user {
-    gw_session_t *sessions; /* doubly linked through unext/uprev */
+    gw_session_t *sessions, *sessions_tail; /* linked through uprev/unext */
     uint32_t nsessions;
     uint32_t behind;    /* sessions whose cursor is below head */
     int confirmed;      /* the broker confirmed our subscription */
@@ -198,7 +198,7 @@ typedef struct gateway {
 
     strmap_t *users;
     uint32_t nsessions;
-    gw_session_t *pending; /* sessions waiting to sync (timeouts) */
+    gw_session_t *pending, *pending_tail; /* sessions waiting to sync (timeouts) */
     uint64_t next_req;
     uint32_t next_session_id;
     int64_t started_ms;

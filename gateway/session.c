@@ -19,6 +19,7 @@
 
 #include "cfg.h"
 #include "clock.h"
+#include "dlist.h"
 #include "gateway.h"
 #include "json.h"
 
@@ -32,11 +33,7 @@ gw_session_pending_add(gateway_t *gw, gw_session_t *s)
 {
     if (s->pprev || gw->pending == s)
         return;
-    s->pnext = gw->pending;
-    s->pprev = NULL;
-    if (gw->pending)
-        gw->pending->pprev = s;
-    gw->pending = s;
+    DLIST_APPEND(gw->pending, gw->pending_tail, s, pprev, pnext);
 }
 
 void
@@ -44,13 +41,7 @@ gw_session_pending_remove(gateway_t *gw, gw_session_t *s)
 {
     if (!s->pprev && gw->pending != s)
         return;
-    if (s->pprev)
-        s->pprev->pnext = s->pnext;
-    else
-        gw->pending = s->pnext;
-    if (s->pnext)
-        s->pnext->pprev = s->pprev;
-    s->pnext = s->pprev = NULL;
+    DLIST_REMOVE(gw->pending, gw->pending_tail, s, pprev, pnext);
 }
 
 /* ---------------------------------------------------------------- failing */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dlist.h"
 #include "gateway.h"
 
 gw_user_t *
@@ -187,11 +188,7 @@ void
 gw_user_attach(gateway_t *gw, gw_user_t *u, gw_session_t *s)
 {
     s->user = u;
-    s->uprev = NULL;
-    s->unext = u->sessions;
-    if (u->sessions)
-        u->sessions->uprev = s;
-    u->sessions = s;
+    DLIST_PREPEND(u->sessions, u->sessions_tail, s, uprev, unext);
     u->nsessions++;
     s->cursor = u->head; /* not behind: nothing before joining is for it */
     s->wait_since_ms = clock_mono_ms();
@@ -240,13 +237,7 @@ s_user_free(gateway_t *gw, gw_user_t *u, int unsubscribe, int unmap)
 void
 gw_user_detach(gateway_t *gw, gw_user_t *u, gw_session_t *s)
 {
-    if (s->uprev)
-        s->uprev->unext = s->unext;
-    else
-        u->sessions = s->unext;
-    if (s->unext)
-        s->unext->uprev = s->uprev;
-    s->unext = s->uprev = NULL;
+    DLIST_REMOVE(u->sessions, u->sessions_tail, s, uprev, unext);
     s->user = NULL;
     u->nsessions--;
     if (s->cursor < u->head && u->behind > 0)
