@@ -54,10 +54,10 @@ s_answer_ok(broker_t *bk, bk_pending_t *p, const event_t *ev, uint64_t seq, int 
 {
     msgpack_packer pk;
     s_answer_begin(bk, p, &pk);
-    msgpack_pack_map(&pk, 2 + (ev->has_producer ? 1 : 0) + (dup ? 1 : 0));
+    msgpack_pack_map(&pk, 2 + (ev->has_pseq ? 1 : 0) + (dup ? 1 : 0));
     s_pack_str(&pk, "ok");
     msgpack_pack_true(&pk);
-    if (ev->has_producer) {
+    if (ev->has_pseq) {
         s_pack_str(&pk, "pseq");
         msgpack_pack_uint64(&pk, ev->pseq);
     }
@@ -99,14 +99,14 @@ s_answer_error(broker_t *bk, bk_pending_t *p, const event_t *ev, const char *cod
     s_warn_rejected(bk, p, code, detail);
     msgpack_packer pk;
     s_answer_begin(bk, p, &pk);
-    msgpack_pack_map(&pk, 3 + (ev && ev->has_producer ? 1 : 0));
+    msgpack_pack_map(&pk, 3 + (ev && ev->has_pseq ? 1 : 0));
     s_pack_str(&pk, "ok");
     msgpack_pack_false(&pk);
     s_pack_str(&pk, "error");
     s_pack_str(&pk, code);
     s_pack_str(&pk, "detail");
     s_pack_str(&pk, detail);
-    if (ev && ev->has_producer) {
+    if (ev && ev->has_pseq) {
         s_pack_str(&pk, "pseq");
         msgpack_pack_uint64(&pk, ev->pseq);
     }

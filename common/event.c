@@ -638,10 +638,11 @@ event_decode(event_t *ev, const void *buf, size_t len, event_origin_t origin, ev
             return -1;
         }
     }
-    int has_pseq = (present & (1u << S_F_PSEQ)) != 0;
-    if (ev->has_producer != has_pseq) {
-        s_fail(err, EVENT_E_MISSING_FIELD, "field '%s' is required when '%s' is given",
-               has_pseq ? "producer" : "pseq", has_pseq ? "pseq" : "producer");
+    /* pseq alone is a correlation id, echoed in the answer; with producer
+     * the pair is an idempotency key, which needs both. */
+    ev->has_pseq = (present & (1u << S_F_PSEQ)) != 0;
+    if (ev->has_producer && !ev->has_pseq) {
+        s_fail(err, EVENT_E_MISSING_FIELD, "field 'pseq' is required when 'producer' is given");
         return -1;
     }
     return 0;

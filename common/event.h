@@ -2,7 +2,8 @@
  *  (docs/protocol.md, ../DESIGN "The contract").
  *
  *  Worker -> broker: a msgpack map with string keys task_id, user_id,
- *  status, and optionally progress, message, data, ts, producer + pseq.
+ *  status, and optionally progress, message, data, ts, producer + pseq (pseq
+ *  alone is accepted as a correlation id echoed in the answer).
  *  Broker -> gateway ("published" form): the same map without producer/pseq,
  *  with ts always set and seq (per-user, from 1) and epoch added.
  *
@@ -91,8 +92,9 @@ typedef struct event {
     uint32_t data_len;
     int has_ts;
     int64_t ts;       /* ms since the Unix epoch, >= 0 */
-    int has_producer; /* producer and pseq come together */
+    int has_producer; /* producer given (then pseq is too): an idempotency key */
     event_text_t producer;
+    int has_pseq; /* pseq given; alone it only correlates the answer */
     uint64_t pseq;
     uint64_t seq;       /* published form only, >= 1 */
     event_text_t epoch; /* published form only */

@@ -197,7 +197,6 @@ BAD = {
     "ts_negative": (lambda u: [_ev_bytes(u, ts=-1)], {"invalid_value"}),
     "ts_float": (lambda u: [_ev_bytes(u, ts=1.5)], {"wrong_type"}),
     "ts_string": (lambda u: [_ev_bytes(u, ts="now")], {"wrong_type"}),
-    "pseq_without_producer": (lambda u: [_ev_bytes(u, pseq=1)], None),
     "producer_without_pseq": (lambda u: [_ev_bytes(u, producer="p")], None),
     "pseq_negative": (lambda u: [_ev_bytes(u, producer="p", pseq=-1)], {"invalid_value"}),
     "two_frames_in_one_message": (lambda u: [_p(_good(u)), _p(_good(u))], {"malformed"}),
@@ -347,6 +346,15 @@ def test_resend_of_same_producer_pseq_is_acknowledged_and_delivered_once(shared)
         await ws.quiet(0.3)
 
     tc.run(main)
+
+
+def test_pseq_alone_is_echoed_but_is_no_idempotency_key(tc):
+    broker = tc.broker()
+    w = tc.worker(broker)
+    a1 = w.publish(event("t", "2", pseq=9))
+    a2 = w.publish(event("t", "2", pseq=9))
+    assert a1 == {"ok": True, "pseq": 9, "seq": 1}, a1
+    assert a2 == {"ok": True, "pseq": 9, "seq": 2}, a2  # published again: no producer
 
 
 def test_same_producer_pseq_with_different_content_is_pseq_reused(shared):
