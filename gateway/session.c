@@ -6,10 +6,10 @@
  *  close code instead of a bare connection reset.
  *
  *  Write order on every WRITEABLE: a control frame (hello or error), owed
- *  pongs, the sync batch, then the ring. Frames at or below last_seq are
- *  skipped, so the boundary between a snapshot/replay and the live stream
- *  has neither a gap nor a duplicate; a frame above last_seq + 1 is a gap and
- *  the session asks sync for a replay before going on.
+ *  pongs, the sync batch, then the ring; what is ready goes out in one send. Frames at or below
+ * last_seq are skipped, so the boundary between a snapshot/replay and the live stream has neither a
+ * gap nor a duplicate; a frame above last_seq + 1 is a gap and the session asks sync for a replay
+ * before going on.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -23,7 +23,8 @@
 #include "gateway.h"
 #include "json.h"
 
-#define S_WRITES_PER_CALLBACK 64
+#define S_WRITES_PER_CALLBACK 64           /* frames coalesced into one send */
+#define S_WRITE_BYTES         (256 * 1024) /* bytes coalesced into one send */
 #define S_PONGS_MAX           8
 
 /* ---------------------------------------------------------------- pending list */
@@ -340,50 +341,121 @@ s_next_frame(gateway_t *gw, gw_session_t *s)
     return NULL;
 }
 
+/*  The next frame to send, with a reference the caller drops: a control
+ *  frame, an owed pong, then (live sessions) the batch and the ring. NULL
+ *  when there is nothing to send now. */
+static gw_frame_t *
+s_take(gateway_t *gw, gw_session_t *s)
+{
+    for (;;) {
+        if (s->ctl) {
+            gw_frame_t *f = s->ctl;
+            s->ctl = NULL;
+            return f;
+        }
+        if (s->state == GW_S_CLOSING)
+            return NULL;
+        if (s->pongs) {
+            s->pongs--;
+            return gw_frame_ref(gw->pong);
+        }
+        if (s->state != GW_S_LIVE)
+            return NULL;
+        gw_frame_t *f = s_next_frame(gw, s);
+        if (f) {
+            if (f->kind == GW_FRAME_EVENT)
+                s->last_seq = f->seq;
+            return f;
+        }
+        if (!s->ctl)
+            return NULL; /* caught up, or a resync started */
+        /* s_next_frame failed the session: its error frame goes next */
+    }
+}
+
+/*  Appends f as a complete unmasked text frame (RFC 6455 5.2) to b. */
+static void
+s_append_ws_frame(buf_t *b, const gw_frame_t *f)
+{
+    unsigned char h[10];
+    size_t n = 2;
+    h[0] = 0x81; /* FIN, text */
+    if (f->len < 126)
+        h[1] = (unsigned char)f->len;
+    else if (f->len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (unsigned char)(f->len >> 8);
+        h[3] = (unsigned char)f->len;
+        n = 4;
+    }
+    else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (unsigned char)((uint64_t)f->len >> (56 - 8 * i));
+        n = 10;
+    }
+    buf_append(b, h, n);
+    buf_append(b, f->buf + LWS_PRE, f->len);
+}
+
+/*  Writes frames: one alone as it is (lws frames it in the headroom, no
+ *  copy), several as one send() of complete frames, so a burst or a
+ *  snapshot costs one system call, not one per frame. Returns 0, or -1 if
+ *  the connection failed. */
+static int
+s_write_frames(gateway_t *gw, struct lws *wsi, gw_frame_t **frames, size_t n)
+{
+    if (n == 1)
+        return lws_write(wsi, gw_frame_payload(frames[0]), frames[0]->len, LWS_WRITE_TEXT) <
+                       (int)frames[0]->len
+                   ? -1
+                   : 0;
+    buf_t *b = &gw->scratch;
+    buf_reset(b);
+    if (buf_reserve(b, LWS_PRE) != 0)
+        return -1;
+    b->len = LWS_PRE;
+    for (size_t i = 0; i < n; i++)
+        s_append_ws_frame(b, frames[i]);
+    if (!buf_ok(b))
+        return -1;
+    size_t len = b->len - LWS_PRE;
+    /* LWS_WRITE_RAW on a WebSocket sends the bytes as they are; a partial
+     * send is kept and finished by lws before the next WRITEABLE. */
+    return lws_write(wsi, (unsigned char *)b->data + LWS_PRE, len, LWS_WRITE_RAW) < (int)len ? -1
+                                                                                             : 0;
+}
+
 int
 gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
 {
-    for (int budget = S_WRITES_PER_CALLBACK; budget > 0; budget--) {
-        if (lws_send_pipe_choked(wsi)) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-        gw_frame_t *f = NULL; /* a reference we own */
-        if (s->ctl) {
-            f = s->ctl;
-            s->ctl = NULL;
-        }
-        else if (s->state == GW_S_CLOSING) {
-            lws_close_reason(wsi, (enum lws_close_status)s->close_code, NULL, 0);
-            return -1;
-        }
-        else if (s->pongs) {
-            s->pongs--;
-            f = gw_frame_ref(gw->pong);
-        }
-        else if (s->state == GW_S_LIVE)
-            f = s_next_frame(gw, s);
-        if (!f) {
-            if (s->ctl || s->state == GW_S_CLOSING)
-                continue; /* s_next_frame failed the session: send that now */
-            return 0;
-        }
-        int n = lws_write(wsi, gw_frame_payload(f), f->len, LWS_WRITE_TEXT);
-        if (f->kind == GW_FRAME_EVENT) {
-            s->last_seq = f->seq;
-            gw->stats.frames_sent++;
-        }
-        int short_write = n < (int)f->len;
-        gw_frame_unref(&f);
-        if (short_write)
-            return -1;
-        if (s->state == GW_S_CLOSING) {
-            /* Close only once the error frame has left (next WRITEABLE). */
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
+    if (!s->ctl && s->state == GW_S_CLOSING) {
+        /* The error frame has left (lws calls WRITEABLE only once what it
+         * holds is sent): now the close. */
+        lws_close_reason(wsi, (enum lws_close_status)s->close_code, NULL, 0);
+        return -1;
     }
-    lws_callback_on_writable(wsi);
+    gw_frame_t *frames[S_WRITES_PER_CALLBACK];
+    size_t n = 0, bytes = 0;
+    while (n < S_WRITES_PER_CALLBACK && bytes < S_WRITE_BYTES) {
+        gw_frame_t *f = s_take(gw, s);
+        if (!f)
+            break;
+        frames[n++] = f;
+        bytes += f->len;
+        if (f->kind == GW_FRAME_EVENT)
+            gw->stats.frames_sent++;
+        if (s->state == GW_S_CLOSING)
+            break; /* the error frame is the last one */
+    }
+    int rc = n ? s_write_frames(gw, wsi, frames, n) : 0;
+    for (size_t i = 0; i < n; i++)
+        gw_frame_unref(&frames[i]);
+    if (rc != 0)
+        return -1;
+    /* Stopped by the budget (more may wait), or closing after the error. */
+    if (n == S_WRITES_PER_CALLBACK || bytes >= S_WRITE_BYTES || s->state == GW_S_CLOSING)
+        lws_callback_on_writable(wsi);
     return 0;
 }
 
