@@ -76,25 +76,35 @@ s_pack_key(msgpack_packer *pk, const char *k)
     msgpack_pack_str_body(pk, k, strlen(k));
 }
 
+/*  An answer being sent. Every frame but the last needs SNDMORE and the
+ *  last is known only when the walk ends, so each frame is sent one step
+ *  late: first the header (in scratch), then each event straight from the
+ *  state (nothing is copied; the state does not change during the walk). */
 typedef struct {
     broker_t *bk;
-    zmsg_t *m;
-    size_t payload;
+    const bk_blob_t *held; /* the event not sent yet; NULL: the header is */
     int failed;
 } s_reply_t;
+
+static int
+s_send_held(s_reply_t *rp, int more)
+{
+    const void *data = rp->held ? (const void *)rp->held->data : rp->bk->scratch.data;
+    size_t len = rp->held ? rp->held->len : rp->bk->scratch.len;
+    if (zmq_send(rp->bk->sync, data, len, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
+        rp->failed = 1;
+        return -1;
+    }
+    return 0;
+}
 
 static int
 s_send_frame(void *arg, const bk_blob_t *blob)
 {
     s_reply_t *rp = arg;
-    /* Every frame but the last has SNDMORE: send the previous one late. */
-    if (zmq_send(rp->bk->sync, rp->bk->scratch.data, rp->bk->scratch.len,
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        rp->failed = 1;
+    if (s_send_held(rp, 1) != 0)
         return -1;
-    }
-    buf_reset(&rp->bk->scratch);
-    buf_append(&rp->bk->scratch, blob->data, blob->len);
+    rp->held = blob;
     return 0;
 }
 
@@ -214,13 +224,13 @@ s_handle(broker_t *bk, zmsg_t *m)
     s_pack_key(&pk, "mode");
     s_pack_key(&pk, replay ? "replay" : "snapshot");
 
-    s_reply_t rp = {.bk = bk, .m = m, .payload = payload};
+    s_reply_t rp = {.bk = bk};
     if (replay)
         bk_state_replay(u, rq.since, s_send_frame, &rp);
     else if (bk_state_snapshot(u, s_send_frame, &rp) != 0)
         log_error(&bk->log, "snapshot for user %.*s: out of memory", (int)u->id_len, u->id);
     if (!rp.failed)
-        (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
+        (void)s_send_held(&rp, 0);
     bk->stats.syncs++;
     log_debug(&bk->log, "sync user=%.*s mode=%s seq=%llu", (int)u->id_len, u->id,
               replay ? "replay" : "snapshot", (unsigned long long)u->seq);
