@@ -36,16 +36,22 @@ gw_frame_unref(gw_frame_t **f_p)
     *f_p = NULL;
 }
 
+void
+gw_error_json(buf_t *out, const char *code, const char *message)
+{
+    buf_append_str(out, "{\"type\":\"error\",\"code\":");
+    event_json_string(out, code, strlen(code));
+    buf_append_str(out, ",\"message\":");
+    event_json_string(out, message, strlen(message));
+    buf_append_char(out, '}');
+}
+
 gw_frame_t *
 gw_frame_error(const char *code, const char *message)
 {
     buf_t b;
     buf_init(&b);
-    buf_append_str(&b, "{\"type\":\"error\",\"code\":");
-    event_json_string(&b, code, strlen(code));
-    buf_append_str(&b, ",\"message\":");
-    event_json_string(&b, message, strlen(message));
-    buf_append_char(&b, '}');
+    gw_error_json(&b, code, message);
     gw_frame_t *f = buf_ok(&b) ? gw_frame_new(b.data, b.len, GW_FRAME_CONTROL) : NULL;
     buf_free(&b);
     return f;

@@ -86,7 +86,10 @@ gw_frame_payload(gw_frame_t *f)
     return f->buf + LWS_PRE;
 }
 
-/*  {"type":"error","code":CODE,"message":MSG} */
+/*  Appends {"type":"error","code":CODE,"message":MSG}: the one error shape
+ *  of frames and HTTP answers alike. */
+void gw_error_json(buf_t *out, const char *code, const char *message);
+/*  That JSON as a frame. */
 gw_frame_t *gw_frame_error(const char *code, const char *message);
 
 /* ---------------------------------------------------------------- users, sessions */

@@ -131,11 +131,7 @@ s_respond_error(gateway_t *gw, struct lws *wsi, unsigned int code, const char *e
 {
     buf_t b;
     buf_init(&b);
-    buf_append_str(&b, "{\"type\":\"error\",\"code\":");
-    event_json_string(&b, err, strlen(err));
-    buf_append_str(&b, ",\"message\":");
-    event_json_string(&b, message, strlen(message));
-    buf_append_char(&b, '}');
+    gw_error_json(&b, err, message);
     return s_respond_json(gw, wsi, code, &b);
 }
 
