@@ -65,10 +65,14 @@ s_has_duplicate_names(const char *text, const json_tok_t *toks, int obj)
     return 0;
 }
 
-/*  Parses a decoded part as a JSON object with unique member names. */
+/*  Decodes a base64url part into bin (S_BIN_MAX bytes) and parses it as a
+ *  JSON object with unique member names. */
 static int
-s_parse_object(const unsigned char *bin, size_t len, json_tok_t *toks)
+s_decode_object(const char *part, size_t partlen, unsigned char *bin, json_tok_t *toks)
 {
+    size_t len;
+    if (s_b64url_decode(part, partlen, bin, S_BIN_MAX, &len) != 0)
+        return -1;
     const char *text = (const char *)bin;
     if (json_parse(text, len, toks, S_MAX_TOKS, S_MAX_DEPTH) < 1 || toks[0].type != JSON_OBJECT ||
         s_has_duplicate_names(text, toks, 0))
@@ -82,9 +86,7 @@ s_read_header(const jwt_keys_t *keys, const char *part, size_t partlen, s_alg_t 
 {
     unsigned char bin[S_BIN_MAX];
     json_tok_t toks[S_MAX_TOKS];
-    size_t len;
-    if (s_b64url_decode(part, partlen, bin, sizeof bin, &len) != 0 ||
-        s_parse_object(bin, len, toks) != 0)
+    if (s_decode_object(part, partlen, bin, toks) != 0)
         return JWT_MALFORMED;
     const char *text = (const char *)bin;
     /* "crit" names extensions that must be understood; this verifier
@@ -175,9 +177,7 @@ s_read_claims(const char *part, size_t partlen, int64_t now_s, jwt_claims_t *c)
 {
     unsigned char bin[S_BIN_MAX];
     json_tok_t toks[S_MAX_TOKS];
-    size_t len;
-    if (s_b64url_decode(part, partlen, bin, sizeof bin, &len) != 0 ||
-        s_parse_object(bin, len, toks) != 0)
+    if (s_decode_object(part, partlen, bin, toks) != 0)
         return JWT_MALFORMED;
     const char *text = (const char *)bin;
     int e = s_read_date(text, toks, "exp", &c->exp);
