@@ -243,19 +243,13 @@ main(int argc, char **argv)
     cfg_opt_t opt[O_COUNT];
     memcpy(opt, s_options, sizeof opt);
     bk.opt = opt;
-    int rc = cfg_parse(opt, O_COUNT, argc, argv, 1, err, sizeof err);
-    if (rc == CFG_HELP) {
-        cfg_print_help(stdout, "taskcast-broker [options]",
+    int rc =
+        cfg_parse_main(opt, O_COUNT, argc, argv, 1, "taskcast-broker", "taskcast-broker [options]",
                        "Receives task events from workers, numbers them per user, keeps the "
                        "latest state\nof every task and a bounded history, and publishes "
-                       "them to gateways.",
-                       opt, O_COUNT);
-        return 0;
-    }
-    if (rc == CFG_ERROR) {
-        fprintf(stderr, "taskcast-broker: %s\n", err);
-        return 2;
-    }
+                       "them to gateways.");
+    if (rc >= 0)
+        return rc;
     if (version_check_libs(err, sizeof err) != 0) {
         fprintf(stderr, "taskcast-broker: %s\n", err);
         return 1;

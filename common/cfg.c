@@ -66,6 +66,23 @@ cfg_parse(cfg_opt_t *opts, size_t n, int argc, char **argv, int first, char *err
     return CFG_OK;
 }
 
+int
+cfg_parse_main(cfg_opt_t *opts, size_t n, int argc, char **argv, int first, const char *prefix,
+               const char *usage, const char *summary)
+{
+    char err[256];
+    int rc = cfg_parse(opts, n, argc, argv, first, err, sizeof err);
+    if (rc == CFG_HELP) {
+        cfg_print_help(stdout, usage, summary, opts, n);
+        return 0;
+    }
+    if (rc != CFG_OK) {
+        fprintf(stderr, "%s: %s\n", prefix, err);
+        return 2;
+    }
+    return -1;
+}
+
 void
 cfg_print_help(FILE *out, const char *usage, const char *summary, const cfg_opt_t *opts, size_t n)
 {

@@ -29,6 +29,12 @@ enum { CFG_OK = 0, CFG_HELP = 1, CFG_ERROR = -1 };
 int cfg_parse(cfg_opt_t *opts, size_t n, int argc, char **argv, int first, char *err,
               size_t errlen);
 
+/*  cfg_parse() for a program's main(): on --help prints the help to stdout,
+ *  on an error "PREFIX: sentence" to stderr. Returns -1 to go on, or the exit
+ *  status to return at once (0 after --help, 2 on a usage error). */
+int cfg_parse_main(cfg_opt_t *opts, size_t n, int argc, char **argv, int first, const char *prefix,
+                   const char *usage, const char *summary);
+
 /*  Prints "usage: PROG [options]", the summary and one line per option with
  *  its variable and default. */
 void cfg_print_help(FILE *out, const char *usage, const char *summary, const cfg_opt_t *opts,

@@ -232,19 +232,11 @@ s_cancel_all(s_demo_t *self)
 static int
 s_configure(s_demo_t *self, int argc, char **argv)
 {
-    char err[256];
-    int rc = cfg_parse(self->cfg, S_NOPTS, argc, argv, 1, err, sizeof err);
-    if (rc == CFG_HELP) {
-        cfg_print_help(stdout, S_NAME " [options]",
-                       "Keeps a few fake tasks running for a demo user, forever, and reports\n"
-                       "their progress to the broker. Stops on SIGINT or SIGTERM.",
-                       self->cfg, S_NOPTS);
-        return 0;
-    }
-    if (rc != CFG_OK) {
-        fprintf(stderr, "%s: %s\n", S_NAME, err);
-        return 2;
-    }
+    int rc = cfg_parse_main(self->cfg, S_NOPTS, argc, argv, 1, S_NAME, S_NAME " [options]",
+                            "Keeps a few fake tasks running for a demo user, forever, and "
+                            "reports\ntheir progress to the broker. Stops on SIGINT or SIGTERM.");
+    if (rc >= 0)
+        return rc;
     log_level_t level;
     const char *text = cfg_value(self->cfg, S_NOPTS, "log-level");
     if (log_parse_level(text, &level) != 0) {

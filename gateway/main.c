@@ -300,19 +300,13 @@ main(int argc, char **argv)
     cfg_opt_t opt[O_COUNT];
     memcpy(opt, s_options, sizeof opt);
     gw.opt = opt;
-    int rc = cfg_parse(opt, O_COUNT, argc, argv, 1, err, sizeof err);
-    if (rc == CFG_HELP) {
-        cfg_print_help(stdout, "taskcast-gateway [options]",
-                       "Serves WebSockets to browsers: authenticates each connection after the "
-                       "handshake,\nsubscribes to the broker for its users and pushes their task "
-                       "events as JSON.",
-                       opt, O_COUNT);
-        return 0;
-    }
-    if (rc == CFG_ERROR) {
-        fprintf(stderr, "taskcast-gateway: %s\n", err);
-        return 2;
-    }
+    int rc = cfg_parse_main(
+        opt, O_COUNT, argc, argv, 1, "taskcast-gateway", "taskcast-gateway [options]",
+        "Serves WebSockets to browsers: authenticates each connection after the "
+        "handshake,\nsubscribes to the broker for its users and pushes their task "
+        "events as JSON.");
+    if (rc >= 0)
+        return rc;
     if (version_check_libs(err, sizeof err) != 0 || version_check_lws(err, sizeof err) != 0) {
         fprintf(stderr, "taskcast-gateway: %s\n", err);
         return 1;

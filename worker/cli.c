@@ -40,16 +40,11 @@ int
 cli_parse(cfg_opt_t *opts, size_t n, int argc, char **argv, const char *usage, const char *summary,
           log_t *lg)
 {
-    char err[256];
-    int rc = cfg_parse(opts, n, argc, argv, 2, err, sizeof err);
-    if (rc == CFG_HELP) {
-        cfg_print_help(stdout, usage, summary, opts, n);
-        return CLI_EXIT_OK;
-    }
-    if (rc != CFG_OK) {
-        fprintf(stderr, "%s %s: %s\n", CLI_NAME, argv[1], err);
-        return CLI_EXIT_USAGE;
-    }
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s %s", CLI_NAME, argv[1]);
+    int rc = cfg_parse_main(opts, n, argc, argv, 2, prefix, usage, summary);
+    if (rc >= 0)
+        return rc; /* CLI_EXIT_OK after --help, CLI_EXIT_USAGE on an error */
     log_level_t level = LOG_INFO;
     const char *text = cfg_value(opts, n, "log-level");
     if (text && log_parse_level(text, &level) != 0) {
