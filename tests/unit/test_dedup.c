@@ -3,6 +3,7 @@
  *  many inserts and evictions (against a simple model), keyed ids, order. */
 #include "broker.h"
 #include "check.h"
+#include "mbuild.h"
 
 #include <inttypes.h>
 #include <msgpack.h>
@@ -286,12 +287,6 @@ typedef struct {
     msgpack_sbuffer sb;
     event_t ev;
 } wev_t;
-
-static void
-pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
 
 static int
 wev(wev_t *w, const char *producer, uint64_t pseq, const char *status)

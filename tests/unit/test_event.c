@@ -1,77 +1,13 @@
 /*  test_event.c: event decoding and validation, the published form. */
 #include "check.h"
 #include "event.h"
+#include "mbuild.h"
 
 #include <math.h>
 #include <msgpack.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/*  A msgpack builder over msgpack-c's packer. */
-typedef struct {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} mb_t;
-
-static void
-mb_init(mb_t *m)
-{
-    msgpack_sbuffer_init(&m->sb);
-    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
-}
-
-static void
-mb_reset(mb_t *m)
-{
-    msgpack_sbuffer_clear(&m->sb);
-}
-
-static void
-mb_free(mb_t *m)
-{
-    msgpack_sbuffer_destroy(&m->sb);
-}
-
-static void
-mb_map(mb_t *m, size_t n)
-{
-    msgpack_pack_map(&m->pk, n);
-}
-
-static void
-mb_array(mb_t *m, size_t n)
-{
-    msgpack_pack_array(&m->pk, n);
-}
-
-static void
-mb_strn(mb_t *m, const char *s, size_t len)
-{
-    msgpack_pack_str_with_body(&m->pk, s, len);
-}
-
-static void
-mb_str(mb_t *m, const char *s)
-{
-    mb_strn(m, s, strlen(s));
-}
-
-static void
-mb_raw(mb_t *m, const void *p, size_t len)
-{
-    msgpack_sbuffer_write(&m->sb, p, len);
-}
-
-/*  A string of n copies of c. */
-static void
-mb_fill(mb_t *m, char c, size_t n)
-{
-    char *s = malloc(n + 1);
-    memset(s, c, n);
-    mb_strn(m, s, n);
-    free(s);
-}
 
 /*  The three required fields of a worker event (3 map entries). */
 static void

@@ -2,6 +2,7 @@
  *  that checks every accepted event renders to strict JSON. */
 #include "check.h"
 #include "event.h"
+#include "mbuild.h"
 
 #include <float.h>
 #include <math.h>
@@ -278,24 +279,6 @@ test_checker(void)
 }
 
 /* ---- building events ---- */
-
-typedef struct {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} mb_t;
-
-static void
-mb_init(mb_t *m)
-{
-    msgpack_sbuffer_init(&m->sb);
-    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
-}
-
-static void
-mb_str(mb_t *m, const char *s)
-{
-    msgpack_pack_str_with_body(&m->pk, s, strlen(s));
-}
 
 /*  A worker event whose data (if fill is not NULL) fill packs. */
 static void

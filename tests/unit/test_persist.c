@@ -7,6 +7,7 @@
  *  journal keeps wall times, the state monotonic ones). */
 #include "broker.h"
 #include "check.h"
+#include "mbuild.h"
 #include "clock.h"
 
 #include <errno.h>
@@ -78,12 +79,6 @@ bk_close(broker_t *bk)
 typedef struct {
     msgpack_sbuffer sb;
 } msg_t;
-
-static void
-pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
 
 /*  producer NULL: no idempotency key. */
 static void

@@ -8,6 +8,7 @@
  */
 #include "broker.h"
 #include "check.h"
+#include "mbuild.h"
 
 #include <inttypes.h>
 #include <msgpack.h>
@@ -30,12 +31,6 @@ static const bk_limits_t s_big = {
 static buf_t s_scratch;
 
 /* ---------------------------------------------------------------- events */
-
-static void
-pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str_with_body(pk, s, strlen(s));
-}
 
 /*  A worker event: ts < 0 leaves ts out, pad > 0 adds a message of pad
  *  bytes (to vary the size). */
