@@ -3,7 +3,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
-      libzmq3-dev libwebsockets-dev libcap-dev libmsgpack-dev libsodium-dev \
+      libzmq3-dev libwebsockets-dev libcap-dev libmsgpack-dev libsodium-dev libev-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -20,8 +20,8 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DTASKCAST_WERROR=ON \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libzmq5 libwebsockets17 libmsgpackc2 \
-      libsodium23 curl \
+ && apt-get install -y --no-install-recommends libzmq5 libwebsockets17 \
+      libwebsockets-evlib-ev libev4 libmsgpackc2 libsodium23 curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin taskcast \
  && mkdir -p /var/lib/taskcast && chown taskcast /var/lib/taskcast

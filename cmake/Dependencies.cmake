@@ -35,3 +35,16 @@ tc_require(MSGPACK "msgpack-c"      "libmsgpack-dev"    "msgpack-c>=3.0" "msgpac
 # Minimum versions, also checked at run time against the shared libraries
 # actually loaded (common/version.c).
 set(TC_MIN_DEFS TC_MIN_ZMQ=40300 TC_MIN_LWS=40100 TC_MIN_SODIUM=10018 TC_MIN_MSGPACK=30000)
+
+# libev: the gateway's event loop (epoll). Debian ships no pkg-config file
+# for it. libwebsockets joins the same loop through its libev plugin, which
+# it loads at run time (package libwebsockets-evlib-ev).
+find_path(TC_EV_INCLUDE_DIR ev.h)
+find_library(TC_EV_LIBRARY ev)
+if(NOT TC_EV_INCLUDE_DIR OR NOT TC_EV_LIBRARY)
+  message(FATAL_ERROR
+    "libev not found. Install it with 'apt-get install libev-dev libwebsockets-evlib-ev'.")
+endif()
+add_library(tc_libev INTERFACE)
+target_include_directories(tc_libev SYSTEM INTERFACE ${TC_EV_INCLUDE_DIR})
+target_link_libraries(tc_libev INTERFACE ${TC_EV_LIBRARY})

@@ -1,8 +1,10 @@
-/*  frame.c: rendered JSON frames, shared by reference among sessions. */
+/*  frame.c: rendered JSON frames, shared by reference among sessions, and
+ *  the batches that carry a sync answer to one session. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
+#include "event.h"
+#include "frame.h"
 
 gw_frame_t *
 gw_frame_new(const char *json, size_t len, gw_frame_kind_t kind)
@@ -55,6 +57,34 @@ gw_frame_error(const char *code, const char *message)
     gw_frame_t *f = buf_ok(&b) ? gw_frame_new(b.data, b.len, GW_FRAME_CONTROL) : NULL;
     buf_free(&b);
     return f;
+}
+
+gw_batch_t *
+gw_batch_new(uint64_t seq)
+{
+    uint32_t cap = 8;
+    gw_batch_t *b = malloc(sizeof *b + cap * sizeof b->frames[0]);
+    if (b)
+        *b = (gw_batch_t){.seq = seq, .cap = cap};
+    return b;
+}
+
+int
+gw_batch_add(gw_batch_t **batch_p, gw_frame_t *f)
+{
+    gw_batch_t *b = *batch_p;
+    if (b->count == b->cap) {
+        uint32_t cap = b->cap * 2;
+        gw_batch_t *nb = realloc(b, sizeof *b + cap * sizeof b->frames[0]);
+        if (!nb) {
+            gw_frame_unref(&f);
+            return -1;
+        }
+        nb->cap = cap;
+        *batch_p = b = nb;
+    }
+    b->frames[b->count++] = f;
+    return 0;
 }
 
 void

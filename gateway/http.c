@@ -1,4 +1,5 @@
-/*  http.c: the gateway's HTTP surface, exactly the routes of the contract.
+/*  http.c: the gateway's HTTP surface, exactly the routes of the contract,
+ *  in one table (s_routes below):
  *
  *    GET /api/v1/ws/tasks/{user_id}   the one WebSocket route (upgrade only)
  *    GET /api/v1/ws/status?token=JWT  JSON status (user: own connections;
@@ -8,8 +9,9 @@
  *    GET /metrics                     Prometheus text
  *    anything else                    404, upgrade or not
  *
- *  Paths are compared whole and exactly: there is one table of routes and
- *  no prefix mounting, so "/api/v1/api/v1/ws/tasks/2" cannot exist.
+ *  Paths are compared whole and exactly: there is no prefix mounting, so
+ *  "/api/v1/api/v1/ws/tasks/2" cannot exist. Every error answer comes from
+ *  the one table of errors (errors.h).
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -21,6 +23,8 @@
 #include "gateway.h"
 
 #define S_WS_PREFIX "/api/v1/ws/tasks/"
+
+/* ---------------------------------------------------------------- request parts */
 
 int
 gw_http_ws_user(const char *path, char *id)
@@ -55,10 +59,33 @@ gw_http_arg(struct lws *wsi, const char *name, char *out, size_t outlen)
             continue;
         if (strncmp(frag, name, nlen) == 0) {
             memcpy(out, frag + nlen, (size_t)flen - nlen + 1);
+            sodium_memzero(frag, sizeof frag);
             return 0;
         }
     }
 }
+
+jwt_status_t
+gw_http_verify_token(gateway_t *gw, struct lws *wsi, jwt_claims_t *claims)
+{
+    /* ?token= (browsers cannot set headers on a WebSocket), or
+     * Authorization: Bearer for clients that can. */
+    char token[JWT_TOKEN_MAX + 1], auth[JWT_TOKEN_MAX + 16];
+    size_t len = 0;
+    if (gw_http_arg(wsi, "token=", token, sizeof token) == 0)
+        len = strlen(token);
+    else if (lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
+             strncasecmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) < sizeof token) {
+        strcpy(token, auth + 7);
+        len = strlen(token);
+    }
+    jwt_status_t st = jwt_verify(&gw->keys, token, len, clock_wall_ms() / 1000, claims);
+    sodium_memzero(token, sizeof token);
+    sodium_memzero(auth, sizeof auth);
+    return st;
+}
+
+/* ---------------------------------------------------------------- answers */
 
 static const char *
 s_reason(unsigned int code)
@@ -74,8 +101,14 @@ s_reason(unsigned int code)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
     case 426:
         return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
     case 503:
         return "Service Unavailable";
     default:
@@ -126,42 +159,91 @@ s_respond_json(gateway_t *gw, struct lws *wsi, unsigned int code, buf_t *body)
 }
 
 static int
-s_respond_error(gateway_t *gw, struct lws *wsi, unsigned int code, const char *err,
-                const char *message)
+s_respond_error(gateway_t *gw, struct lws *wsi, gw_error_t e, const char *detail)
 {
+    const gw_error_info_t *info = gw_error_info(e);
     buf_t b;
     buf_init(&b);
-    gw_error_json(&b, err, message);
-    return s_respond_json(gw, wsi, code, &b);
+    gw_error_json(&b, info->code, detail ? detail : info->sentence);
+    return s_respond_json(gw, wsi, info->http, &b);
 }
 
-/*  /api/v1/ws/status: the token decides what is shown, and without a valid
- *  token nothing is. */
+/* ---------------------------------------------------------------- routes */
+
 static int
-s_status(gateway_t *gw, struct lws *wsi)
+s_health(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
 {
-    char token[JWT_TOKEN_MAX + 1], auth[JWT_TOKEN_MAX + 16];
-    size_t len = 0;
-    if (gw_http_arg(wsi, "token=", token, sizeof token) == 0)
-        len = strlen(token);
-    else if (lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
-             strncasecmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) < sizeof token) {
-        strcpy(token, auth + 7);
-        len = strlen(token);
+    static const char ok[] = "{\"status\":\"ok\"}";
+    return s_respond(gw, wsi, 200, "application/json", ok, sizeof ok - 1);
+}
+
+static int
+s_ready(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
+{
+    if (gw->broker_up && !gw->stopping) {
+        static const char ready[] = "{\"status\":\"ready\"}";
+        return s_respond(gw, wsi, 200, "application/json", ready, sizeof ready - 1);
     }
-    jwt_claims_t claims;
-    jwt_status_t st = jwt_verify(&gw->keys, token, len, clock_wall_ms() / 1000, &claims);
-    sodium_memzero(token, sizeof token);
-    sodium_memzero(auth, sizeof auth);
-    if (st != JWT_OK) {
-        gw->stats.auth_failures++;
-        log_info(&gw->log, "status request refused: %s (401)", jwt_status_message(st));
-        return s_respond_error(gw, wsi, 401, "unauthorized", jwt_status_message(st));
-    }
+    return s_respond_error(gw, wsi, GW_E_UNAVAILABLE,
+                           gw->stopping ? "the gateway is shutting down"
+                                        : "the broker is unreachable");
+}
+
+static int
+s_metrics(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
+{
     buf_t b;
     buf_init(&b);
-    gw_status_render(gw, claims.admin ? NULL : claims.sub, &b);
+    gw_status_metrics(gw, &b);
+    int rc = buf_ok(&b) ? s_respond(gw, wsi, 200, "text/plain; version=0.0.4", b.data, b.len) : -1;
+    buf_free(&b);
+    return rc;
+}
+
+/*  The token decides what is shown, and without a valid token nothing is. */
+static int
+s_status(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
+{
+    buf_t b;
+    buf_init(&b);
+    gw_status_render(gw, claims->admin ? NULL : claims->sub, &b);
     return s_respond_json(gw, wsi, 200, &b);
+}
+
+/*  A plain GET of the WebSocket route. */
+static int
+s_ws_plain(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
+{
+    return s_respond_error(gw, wsi, GW_E_UPGRADE_REQUIRED, NULL);
+}
+
+typedef struct {
+    const char *path; /* the whole path, or with user_id its prefix */
+    int user_id;      /* 1: path is followed by a valid user id, and that is all */
+    int token;        /* 1: the handler runs only with a valid token (else 401) */
+    int (*handler)(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims);
+} s_route_t;
+
+/*  Every route there is. Only GET is served (405 otherwise). The WebSocket
+ *  route authenticates after its handshake (session.c), never before. */
+static const s_route_t s_routes[] = {
+    {"/health", 0, 0, s_health},
+    {"/ready", 0, 0, s_ready},
+    {"/metrics", 0, 0, s_metrics},
+    {"/api/v1/ws/status", 0, 1, s_status},
+    {S_WS_PREFIX, 1, 0, s_ws_plain},
+};
+
+static const s_route_t *
+s_route(const char *path)
+{
+    char id[EVENT_USER_ID_MAX + 1];
+    for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
+        const s_route_t *r = &s_routes[i];
+        if (r->user_id ? gw_http_ws_user(path, id) == 0 : strcmp(path, r->path) == 0)
+            return r;
+    }
+    return NULL;
 }
 
 int
@@ -170,45 +252,27 @@ gw_http_request(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *uri
     if (s)
         s->state = GW_S_HTTP;
     gw->stats.http_requests++;
-    char id[EVENT_USER_ID_MAX + 1];
     int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     const char *path = uri ? uri : "";
-    int known = strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0 ||
-                strcmp(path, "/metrics") == 0 || strcmp(path, "/api/v1/ws/status") == 0 ||
-                gw_http_ws_user(path, id) == 0;
+    const s_route_t *r = s_route(path);
     log_debug(&gw->log, "http %s %s", is_get ? "GET" : "(not GET)", path);
-    if (!known) {
+    if (!r) {
         gw->stats.not_found++;
-        return s_respond_error(gw, wsi, 404, "not_found", "no such route");
+        return s_respond_error(gw, wsi, GW_E_NO_ROUTE, NULL);
     }
     if (!is_get)
-        return s_respond_error(gw, wsi, 405, "method_not_allowed", "only GET is served");
-    if (strcmp(path, "/health") == 0) {
-        static const char ok[] = "{\"status\":\"ok\"}";
-        return s_respond(gw, wsi, 200, "application/json", ok, sizeof ok - 1);
-    }
-    if (strcmp(path, "/ready") == 0) {
-        if (gw->broker_up && !gw->stopping) {
-            static const char ready[] = "{\"status\":\"ready\"}";
-            return s_respond(gw, wsi, 200, "application/json", ready, sizeof ready - 1);
+        return s_respond_error(gw, wsi, GW_E_METHOD, NULL);
+    jwt_claims_t claims;
+    memset(&claims, 0, sizeof claims);
+    if (r->token) {
+        jwt_status_t st = gw_http_verify_token(gw, wsi, &claims);
+        if (st != JWT_OK) {
+            gw->stats.auth_failures++;
+            log_info(&gw->log, "%s refused: %s (401)", r->path, jwt_status_message(st));
+            return s_respond_error(gw, wsi, GW_E_UNAUTHORIZED, jwt_status_message(st));
         }
-        return s_respond_error(gw, wsi, 503, "unavailable",
-                               gw->stopping ? "the gateway is shutting down"
-                                            : "the broker is unreachable");
     }
-    if (strcmp(path, "/metrics") == 0) {
-        buf_t b;
-        buf_init(&b);
-        gw_status_metrics(gw, &b);
-        int rc =
-            buf_ok(&b) ? s_respond(gw, wsi, 200, "text/plain; version=0.0.4", b.data, b.len) : -1;
-        buf_free(&b);
-        return rc;
-    }
-    if (strcmp(path, "/api/v1/ws/status") == 0)
-        return s_status(gw, wsi);
-    return s_respond_error(gw, wsi, 426, "upgrade_required",
-                           "this route is a WebSocket: connect with ws:// and ?token=");
+    return r->handler(gw, wsi, &claims);
 }
 
 int
@@ -216,12 +280,12 @@ gw_http_confirm_upgrade(gateway_t *gw, struct lws *wsi, const char *upgrade)
 {
     char path[512] = "", id[EVENT_USER_ID_MAX + 1];
     if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
-        return s_respond_error(gw, wsi, 400, "bad_request", "only WebSocket upgrades");
+        return s_respond_error(gw, wsi, GW_E_NOT_WEBSOCKET, NULL);
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 ||
         gw_http_ws_user(path, id) != 0) {
         gw->stats.not_found++;
         log_info(&gw->log, "upgrade refused: no route %.200s (404)", path);
-        return s_respond_error(gw, wsi, 404, "not_found", "no such route");
+        return s_respond_error(gw, wsi, GW_E_NO_ROUTE, NULL);
     }
     return 0;
 }

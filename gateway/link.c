@@ -1,12 +1,17 @@
-/*  link.c: the gateway's two ZeroMQ sockets, inside the lws event loop.
+/*  link.c: the gateway's two ZeroMQ sockets to the broker.
  *
  *  SUB (fanout): user topics, heartbeats, subscription confirmations.
  *  DEALER (sync): snapshot/replay requests and their answers.
- *  Both sockets' ZMQ_FD are dup()ed and adopted into lws as raw files (lws
- *  closes what it adopts). ZMQ_FD only signals edges, so the sockets are
- *  drained until EAGAIN on every wake-up, again after every send or
- *  (un)subscribe (from a zero-delay lws timer, so nothing re-enters), and
- *  from the periodic tick as a safety net.
+ *
+ *  Everything happens in gw_link_pump(), which the loop runs once per pass
+ *  before it sleeps: it sends what users and sessions queued (all the
+ *  subscriptions of the pass, then one confirmation covering them, then
+ *  the sync requests), then reads each socket that may hold messages until
+ *  EAGAIN, and repeats while either made progress. ZMQ_FD only signals
+ *  edges, and a send or (un)subscribe may consume one, so a socket "may
+ *  hold messages" when its fd fired, when we sent on it, or when the last
+ *  read stopped on the budget; otherwise it is not touched (an EAGAIN read
+ *  costs libzmq a poll() and a getpid()).
  *
  *  Subscriptions are confirmed, not assumed: after subscribing users the
  *  gateway subscribes a made-up confirmation topic; when the broker
@@ -14,42 +19,18 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "clock.h"
+#include "dlist.h"
 #include "gateway.h"
 #include "topic.h"
+#include "wire.h"
 #include "zmsg.h"
 
-#define S_DRAIN_BUDGET 4096
-
-static void s_flush_cb(lws_sorted_usec_list_t *sul);
-
-/*  Runs s_flush_cb (confirmations, then a drain) in the next loop pass. */
-static void
-s_kick(gateway_t *gw)
-{
-    if (gw->flush_scheduled || !gw->lws)
-        return;
-    gw->flush_scheduled = 1;
-    lws_sul_schedule(gw->lws, 0, &gw->sul_flush, s_flush_cb, 1);
-}
-
-static int
-s_adopt(gateway_t *gw, void *socket)
-{
-    int fd;
-    size_t len = sizeof fd;
-    if (zmq_getsockopt(socket, ZMQ_FD, &fd, &len) != 0)
-        return -1;
-    /* A copy: lws closes what it adopts, ZeroMQ closes its own. */
-    int copy = dup(fd);
-    return copy >= 0 && gw_adopt_fd(gw, copy) ? 0 : -1;
-}
+#define S_READ_BUDGET 4096 /* messages read per pump, so writes are not starved */
 
 static int
 s_setint(void *socket, int option, int value)
@@ -57,8 +38,15 @@ s_setint(void *socket, int option, int value)
     return zmq_setsockopt(socket, option, &value, sizeof value);
 }
 
+static int
+s_fd(void *socket, int *fd)
+{
+    size_t len = sizeof *fd;
+    return zmq_getsockopt(socket, ZMQ_FD, fd, &len);
+}
+
 int
-gw_link_open(gateway_t *gw, const char *fanout, const char *sync)
+gw_link_open(gateway_t *gw)
 {
     gw->zctx = zmq_ctx_new();
     if (!gw->zctx)
@@ -75,17 +63,18 @@ gw_link_open(gateway_t *gw, const char *fanout, const char *sync)
             s_setint(socks[i], ZMQ_HEARTBEAT_IVL, 1000) ||
             s_setint(socks[i], ZMQ_HEARTBEAT_TIMEOUT, 3000))
             goto fail;
-    if (zmq_connect(gw->sub, fanout) != 0) {
-        log_error(&gw->log, "cannot connect to fanout %s: %s", fanout, zmq_strerror(errno));
+    if (zmq_connect(gw->sub, gw->fanout_ep) != 0) {
+        log_error(&gw->log, "cannot connect to fanout %s: %s", gw->fanout_ep, zmq_strerror(errno));
         return -1;
     }
-    if (zmq_connect(gw->dealer, sync) != 0) {
-        log_error(&gw->log, "cannot connect to sync %s: %s", sync, zmq_strerror(errno));
+    if (zmq_connect(gw->dealer, gw->sync_ep) != 0) {
+        log_error(&gw->log, "cannot connect to sync %s: %s", gw->sync_ep, zmq_strerror(errno));
         return -1;
     }
     if (zmq_setsockopt(gw->sub, ZMQ_SUBSCRIBE, TOPIC_HEARTBEAT, TOPIC_HEARTBEAT_LEN) != 0 ||
-        s_adopt(gw, gw->sub) != 0 || s_adopt(gw, gw->dealer) != 0)
+        s_fd(gw->sub, &gw->sub_fd) != 0 || s_fd(gw->dealer, &gw->dealer_fd) != 0)
         goto fail;
+    gw->sub_ready = gw->dealer_ready = 1;
     return 0;
 fail:
     log_error(&gw->log, "ZeroMQ setup failed: %s", zmq_strerror(errno));
@@ -105,29 +94,7 @@ gw_link_close(gateway_t *gw)
     gw->zctx = NULL;
 }
 
-int
-gw_link_subscribe(gateway_t *gw, const char *topic, size_t len, int on)
-{
-    int rc = zmq_setsockopt(gw->sub, on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, topic, len);
-    s_kick(gw);
-    return rc;
-}
-
-void
-gw_link_want_confirm(gateway_t *gw, gw_user_t *u)
-{
-    gw->confirm_wanted = 1;
-    if (u) {
-        u->confirm_n = gw->confirm_sent + 1;
-        u->cnext = NULL;
-        if (gw->confirm_tail)
-            gw->confirm_tail->cnext = u;
-        else
-            gw->confirm_head = u;
-        gw->confirm_tail = u;
-    }
-    s_kick(gw);
-}
+/* ---------------------------------------------------------------- sending */
 
 /*  "\xffconfirm:" TOKEN ":" N */
 static size_t
@@ -138,104 +105,92 @@ s_confirm_topic(const gateway_t *gw, uint64_t n, char *out, size_t outlen)
 }
 
 static void
-s_send_confirm(gateway_t *gw)
+s_subscribe(gateway_t *gw, const void *topic, size_t len, int on)
 {
-    char topic[96];
-    gw->confirm_wanted = 0;
-    size_t len = s_confirm_topic(gw, ++gw->confirm_sent, topic, sizeof topic);
-    if (zmq_setsockopt(gw->sub, ZMQ_SUBSCRIBE, topic, len) != 0)
-        log_error(&gw->log, "confirmation subscribe failed: %s", zmq_strerror(errno));
+    if (zmq_setsockopt(gw->sub, on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, topic, len) != 0)
+        log_error(&gw->log, "%ssubscribe failed: %s", on ? "" : "un", zmq_strerror(errno));
+    gw->sub_ready = 1;
 }
 
-int
-gw_link_request_sync(gateway_t *gw, gw_session_t *s, uint64_t since, const char *epoch)
+/*  Leaving users first (a user that left and came back in one pass was
+ *  kept, not queued), then joining ones, then one confirmation after them
+ *  all. Returns 1 if anything was sent. */
+static int
+s_send_subscriptions(gateway_t *gw)
 {
-    gw_user_t *u = s->user;
-    msgpack_packer pk;
-    buf_reset(&gw->scratch);
-    msgpack_packer_init(&pk, &gw->scratch, buf_msgpack_write);
-    msgpack_pack_map(&pk, epoch ? 4 : 2);
-    msgpack_pack_str(&pk, 3);
-    msgpack_pack_str_body(&pk, "req", 3);
-    msgpack_pack_uint64(&pk, s->req = ++gw->next_req);
-    msgpack_pack_str(&pk, 7);
-    msgpack_pack_str_body(&pk, "user_id", 7);
-    msgpack_pack_str(&pk, u->id_len);
-    msgpack_pack_str_body(&pk, u->id, u->id_len);
-    if (epoch) {
-        msgpack_pack_str(&pk, 5);
-        msgpack_pack_str_body(&pk, "since", 5);
-        msgpack_pack_uint64(&pk, since);
-        msgpack_pack_str(&pk, 5);
-        msgpack_pack_str_body(&pk, "epoch", 5);
-        msgpack_pack_str(&pk, strlen(epoch));
-        msgpack_pack_str_body(&pk, epoch, strlen(epoch));
+    int sent = 0;
+    gw_user_t *u;
+    while ((u = gw->leaveq) != NULL) {
+        DLIST_REMOVE(gw->leaveq, gw->leaveq_tail, u, qprev, qnext);
+        s_subscribe(gw, u->id, u->id_len + 1u, 0); /* the topic is the id and its NUL */
+        log_debug(&gw->log, "unsubscribed user=%s", u->id);
+        gw_user_free(gw, u);
+        sent = 1;
     }
-    int rc = buf_ok(&gw->scratch)
-                 ? zmq_send(gw->dealer, gw->scratch.data, gw->scratch.len, ZMQ_DONTWAIT)
-                 : -1;
-    s_kick(gw);
-    return rc < 0 ? -1 : 0;
+    while ((u = gw->joinq) != NULL) {
+        DLIST_REMOVE(gw->joinq, gw->joinq_tail, u, qprev, qnext);
+        s_subscribe(gw, u->id, u->id_len + 1u, 1);
+        log_debug(&gw->log, "subscribed user=%s", u->id);
+        u->state = GW_U_CONFIRMING;
+        u->confirm_n = gw->confirm_sent + 1;
+        DLIST_APPEND(gw->confirmq, gw->confirmq_tail, u, qprev, qnext);
+        gw->confirm_wanted = 1;
+        sent = 1;
+    }
+    if (gw->confirm_wanted) {
+        char topic[96];
+        gw->confirm_wanted = 0;
+        size_t len = s_confirm_topic(gw, ++gw->confirm_sent, topic, sizeof topic);
+        s_subscribe(gw, topic, len, 1);
+        sent = 1;
+    }
+    return sent;
+}
+
+static int
+s_send_sync_requests(gateway_t *gw)
+{
+    int sent = 0;
+    gw_session_t *s;
+    while ((s = gw->syncq) != NULL) {
+        DLIST_REMOVE(gw->syncq, gw->syncq_tail, s, qprev, qnext);
+        wire_sync_req_t rq = {.req = ++gw->next_req};
+        const char *epoch = NULL;
+        gw_session_sync_sent(gw, s, rq.req, &rq.since, &epoch);
+        rq.user_id = (event_text_t){s->user->id, s->user->id_len};
+        if (epoch) {
+            rq.has_since = 1;
+            rq.epoch = (event_text_t){epoch, (uint32_t)strlen(epoch)};
+        }
+        buf_reset(&gw->scratch);
+        wire_pack_sync_req(&gw->scratch, &rq);
+        if (!buf_ok(&gw->scratch) ||
+            zmq_send(gw->dealer, gw->scratch.data, gw->scratch.len, ZMQ_DONTWAIT) < 0)
+            s->req = 0; /* not sent: the tick retries */
+        gw->dealer_ready = 1;
+        sent = 1;
+    }
+    return sent;
 }
 
 /* ---------------------------------------------------------------- receiving */
 
-/*  Reads the string value of key from a control message's map. */
-static int
-s_control_str(const void *data, size_t len, const char *key, mp_value_t *out)
-{
-    mp_reader_t r;
-    mp_value_t map, k, val;
-    mp_reader_init(&r, data, len);
-    if (mp_read(&r, &map) != 0 || map.type != MP_MAP)
-        return -1;
-    for (uint32_t i = 0; i < map.v.n; i++) {
-        if (mp_read_pair(&r, &k, &val, 4) != 0)
-            return -1;
-        if (mp_str_eq(&k, key) && val.type == MP_STR && val.v.s.len > 0 &&
-            val.v.s.len <= EVENT_EPOCH_MAX) {
-            *out = val;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/*  Copies a string value into a NUL-terminated field; 1 if it changed. */
-static int
-s_update(char *field, const mp_value_t *v)
-{
-    if (strlen(field) == v->v.s.len && memcmp(field, v->v.s.p, v->v.s.len) == 0)
-        return 0;
-    memcpy(field, v->v.s.p, v->v.s.len);
-    field[v->v.s.len] = '\0';
-    return 1;
-}
-
-static void
-s_relink_resync(gateway_t *gw)
-{
-    size_t pos = 0;
-    gw_user_t *u;
-    while ((u = strmap_next(gw->users, &pos)) != NULL)
-        for (gw_session_t *s = u->sessions; s; s = s->unext)
-            if (s->state == GW_S_LIVE)
-                gw_session_sync(gw, s);
-}
-
 static void
 s_on_heartbeat(gateway_t *gw, const void *data, size_t len)
 {
-    mp_value_t epoch, boot;
-    if (s_control_str(data, len, "epoch", &epoch) != 0 ||
-        s_control_str(data, len, "boot", &boot) != 0) {
+    wire_control_t hb;
+    if (wire_read_control(data, len, &hb) != 0 || hb.boot.len == 0) {
         gw->stats.bad_broker_messages++;
         return;
     }
     gw->last_heartbeat_ms = clock_mono_ms();
     int was_known = gw->broker_boot[0] != '\0';
-    int restarted = s_update(gw->broker_boot, &boot) && was_known;
-    s_update(gw->broker_epoch, &epoch);
+    int restarted = was_known && (strlen(gw->broker_boot) != hb.boot.len ||
+                                  memcmp(gw->broker_boot, hb.boot.p, hb.boot.len) != 0);
+    memcpy(gw->broker_boot, hb.boot.p, hb.boot.len);
+    gw->broker_boot[hb.boot.len] = '\0';
+    memcpy(gw->broker_epoch, hb.epoch.p, hb.epoch.len);
+    gw->broker_epoch[hb.epoch.len] = '\0';
     if (!gw->broker_up) {
         gw->broker_up = 1;
         log_info(&gw->log, "broker link up (epoch %s)", gw->broker_epoch);
@@ -251,7 +206,7 @@ s_on_heartbeat(gateway_t *gw, const void *data, size_t len)
          * replay, or the new state if the epoch changed). */
         gw->relink = 1;
         gw->relink_confirm = gw->confirm_sent + 1;
-        gw_link_want_confirm(gw, NULL);
+        gw->confirm_wanted = 1;
     }
 }
 
@@ -269,19 +224,16 @@ s_on_confirm(gateway_t *gw, const char *topic, size_t len)
             return;
         n = n * 10 + (uint64_t)(topic[i] - '0');
     }
-    (void)zmq_setsockopt(gw->sub, ZMQ_UNSUBSCRIBE, topic, len);
-    while (gw->confirm_head && gw->confirm_head->confirm_n <= n) {
-        gw_user_t *u = gw->confirm_head;
-        gw->confirm_head = u->cnext;
-        if (!gw->confirm_head)
-            gw->confirm_tail = NULL;
-        u->cnext = NULL;
+    s_subscribe(gw, topic, len, 0);
+    gw_user_t *u;
+    while ((u = gw->confirmq) != NULL && u->confirm_n <= n) {
+        DLIST_REMOVE(gw->confirmq, gw->confirmq_tail, u, qprev, qnext);
         gw_user_confirmed(gw, u);
     }
     if (gw->relink && n >= gw->relink_confirm) {
         gw->relink = 0;
         log_info(&gw->log, "subscriptions confirmed again: live sessions catch up");
-        s_relink_resync(gw);
+        gw_user_resync_all(gw);
     }
 }
 
@@ -303,71 +255,28 @@ s_on_event(gateway_t *gw, const char *topic, size_t tlen, const void *data, size
     gw_user_deliver(gw, u, &ev);
 }
 
-static void
-s_on_sub(gateway_t *gw, zmsg_t *m)
+/*  Reads one message from SUB. 0, or -1 when there was none. */
+static int
+s_read_sub(gateway_t *gw)
 {
-    if (m->count != 2 || m->truncated) {
+    zmsg_t m;
+    if (zmsg_recv(&m, gw->sub, ZMQ_DONTWAIT) != 0)
+        return -1;
+    const char *topic = zmsg_data(&m, 0);
+    size_t tlen = zmsg_size(&m, 0);
+    if (m.count != 2 || m.truncated)
         gw->stats.bad_broker_messages++;
-        return;
-    }
-    const char *topic = zmsg_data(m, 0);
-    size_t tlen = zmsg_size(m, 0);
-    if (tlen == TOPIC_HEARTBEAT_LEN && memcmp(topic, TOPIC_HEARTBEAT, tlen) == 0)
-        s_on_heartbeat(gw, zmsg_data(m, 1), zmsg_size(m, 1));
+    else if (tlen == TOPIC_HEARTBEAT_LEN && memcmp(topic, TOPIC_HEARTBEAT, tlen) == 0)
+        s_on_heartbeat(gw, zmsg_data(&m, 1), zmsg_size(&m, 1));
     else if (tlen > TOPIC_CONFIRM_PREFIX_LEN &&
              memcmp(topic, TOPIC_CONFIRM_PREFIX, TOPIC_CONFIRM_PREFIX_LEN) == 0)
         s_on_confirm(gw, topic, tlen);
     else if (tlen >= 2 && topic[tlen - 1] == '\0')
-        s_on_event(gw, topic, tlen, zmsg_data(m, 1), zmsg_size(m, 1));
+        s_on_event(gw, topic, tlen, zmsg_data(&m, 1), zmsg_size(&m, 1));
     else
         gw->stats.bad_broker_messages++;
-}
-
-/* ---------------------------------------------------------------- sync answers */
-
-typedef struct {
-    uint64_t req, seq;
-    int has_req, has_seq, error;
-    mp_value_t user_id, epoch;
-} s_header_t;
-
-static int
-s_parse_header(const void *data, size_t len, s_header_t *h)
-{
-    memset(h, 0, sizeof *h);
-    mp_reader_t r;
-    mp_value_t map, key, val;
-    mp_reader_init(&r, data, len);
-    if (mp_read(&r, &map) != 0 || map.type != MP_MAP)
-        return -1;
-    for (uint32_t i = 0; i < map.v.n; i++) {
-        if (mp_read_pair(&r, &key, &val, 4) != 0)
-            return -1;
-        if (mp_str_eq(&key, "req") && val.type == MP_UINT) {
-            h->req = val.v.u;
-            h->has_req = 1;
-        }
-        else if (mp_str_eq(&key, "seq") && val.type == MP_UINT) {
-            h->seq = val.v.u;
-            h->has_seq = 1;
-        }
-        else if (mp_str_eq(&key, "user_id") && val.type == MP_STR)
-            h->user_id = val;
-        else if (mp_str_eq(&key, "epoch") && val.type == MP_STR)
-            h->epoch = val;
-        else if (mp_str_eq(&key, "error"))
-            h->error = 1;
-    }
-    return h->has_req ? 0 : -1;
-}
-
-static gw_session_t *
-s_find_waiting(gw_user_t *u, uint64_t req)
-{
-    for (gw_session_t *s = u ? u->sessions : NULL; s; s = s->unext)
-        if (s->state == GW_S_SYNCING && s->req == req)
-            return s;
-    return NULL;
+    zmsg_close(&m);
+    return 0;
 }
 
 /*  Renders one event of a sync answer into the batch. */
@@ -381,13 +290,6 @@ s_batch_add(gateway_t *gw, gw_user_t *u, gw_batch_t **bp, const void *data, size
         gw->stats.bad_broker_messages++;
         return 0; /* skip it; the seq check will ask again if it mattered */
     }
-    gw_batch_t *b = *bp;
-    if ((b->count & (b->count - 1)) == 0 && b->count >= 8) { /* full at 8, 16, 32, ... */
-        gw_batch_t *nb = realloc(b, sizeof *b + 2 * b->count * sizeof b->frames[0]);
-        if (!nb)
-            return -1;
-        *bp = b = nb;
-    }
     buf_reset(&gw->scratch);
     if (event_render_json(&ev, &gw->scratch) != 0)
         return -1;
@@ -396,13 +298,13 @@ s_batch_add(gateway_t *gw, gw_user_t *u, gw_batch_t **bp, const void *data, size
         return -1;
     f->seq = ev.seq;
     f->gen = u->gen;
-    b->frames[b->count++] = f;
-    return 0;
+    return gw_batch_add(bp, f);
 }
 
-/*  Reads one whole sync answer (header + any number of event frames). */
+/*  Reads one whole sync answer (header + any number of event frames).
+ *  0, or -1 when there was none. */
 static int
-s_on_sync_answer(gateway_t *gw)
+s_read_dealer(gateway_t *gw)
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
@@ -410,83 +312,61 @@ s_on_sync_answer(gateway_t *gw)
         zmq_msg_close(&part);
         return -1;
     }
-    s_header_t h;
+    wire_sync_head_t h;
     gw_user_t *u = NULL;
-    gw_session_t *s = NULL;
     gw_batch_t *batch = NULL;
-    int ok = s_parse_header(zmq_msg_data(&part), zmq_msg_size(&part), &h) == 0;
-    if (ok && h.user_id.type == MP_STR)
-        u = gw_user_find(gw, h.user_id.v.s.p, h.user_id.v.s.len);
-    s = ok ? s_find_waiting(u, h.req) : NULL;
-    if (!ok)
-        gw->stats.bad_broker_messages++;
-    if (s && h.error) {
-        log_warn(&gw->log, "conn=%u user=%s: the broker refused the sync", s->id, u->id);
-        gw_session_fail(gw, s, GW_CLOSE_UNAVAILABLE, "unavailable",
-                        "the broker cannot serve this user now; try again later");
-        s = NULL;
-    }
-    else if (s && (!h.has_seq || h.epoch.type != MP_STR || h.epoch.v.s.len == 0)) {
-        gw->stats.bad_broker_messages++;
-        s = NULL; /* the retry timer asks again */
-    }
-    if (s) {
-        gw_user_set_epoch(gw, u, h.epoch.v.s.p, h.epoch.v.s.len);
-        batch = calloc(1, sizeof *batch + 8 * sizeof batch->frames[0]);
-        if (!batch)
-            s = NULL;
-        else
-            batch->seq = h.seq;
-    }
+    if (wire_read_sync_head(zmq_msg_data(&part), zmq_msg_size(&part), &h) != 0)
+        gw->stats.bad_broker_messages++; /* the retry timer asks again */
+    else if ((u = gw_user_find(gw, h.user_id.p, h.user_id.len)) == NULL)
+        ; /* every session of that user left meanwhile */
+    else if (h.error)
+        gw_user_sync_refused(gw, u, h.req);
+    else if (gw_user_sync_begin(gw, u, h.req, h.epoch.p, h.epoch.len) &&
+             !(batch = gw_batch_new(h.seq)))
+        log_error(&gw->log, "user=%s: out of memory for a sync answer", u->id);
     while (zmq_msg_more(&part)) {
         if (zmq_msg_recv(&part, gw->dealer, 0) < 0)
             break;
-        if (s && s_batch_add(gw, u, &batch, zmq_msg_data(&part), zmq_msg_size(&part)) != 0) {
-            log_error(&gw->log, "conn=%u: out of memory rendering a snapshot", s->id);
-            s = NULL; /* the retry timer asks again */
+        if (batch && s_batch_add(gw, u, &batch, zmq_msg_data(&part), zmq_msg_size(&part)) != 0) {
+            log_error(&gw->log, "user=%s: out of memory rendering a snapshot", u->id);
+            gw_batch_free(&batch); /* the retry timer asks again */
         }
     }
     zmq_msg_close(&part);
-    if (s)
-        gw_session_synced(gw, s, batch);
-    else
-        gw_batch_free(&batch);
+    if (batch)
+        gw_user_synced(gw, u, h.req, batch);
     return 0;
 }
 
-void
-gw_link_drain(gateway_t *gw)
+/* ---------------------------------------------------------------- the pump */
+
+int
+gw_link_pump(gateway_t *gw)
 {
     if (!gw->sub)
-        return;
-    int budget = S_DRAIN_BUDGET, progress = 1, heard = 0;
-    while (progress && budget-- > 0) {
-        progress = 0;
-        zmsg_t m;
-        if (zmsg_recv(&m, gw->sub, ZMQ_DONTWAIT) == 0) {
-            s_on_sub(gw, &m);
-            zmsg_close(&m);
-            progress = heard = 1;
+        return 0;
+    int budget = S_READ_BUDGET, progress;
+    do {
+        progress = s_send_subscriptions(gw) | s_send_sync_requests(gw);
+        int heard = 0;
+        while (gw->sub_ready && budget > 0) {
+            if (s_read_sub(gw) != 0)
+                gw->sub_ready = 0;
+            else
+                budget--, heard = progress = 1;
         }
-        if (s_on_sync_answer(gw) == 0)
-            progress = 1;
-    }
-    /* Anything from the broker shows the link is alive: under a burst the
-     * heartbeats wait in the same queue as the events before them. */
-    if (heard && gw->broker_up)
-        gw->last_heartbeat_ms = clock_mono_ms();
-    if (progress)
-        s_kick(gw); /* budget used up: go on in the next pass, after the writes */
-}
-
-static void
-s_flush_cb(lws_sorted_usec_list_t *sul)
-{
-    gateway_t *gw = lws_container_of(sul, gateway_t, sul_flush);
-    gw->flush_scheduled = 0;
-    if (gw->confirm_wanted)
-        s_send_confirm(gw);
-    gw_link_drain(gw);
+        while (gw->dealer_ready && budget > 0) {
+            if (s_read_dealer(gw) != 0)
+                gw->dealer_ready = 0;
+            else
+                budget--, progress = 1;
+        }
+        /* Anything from the broker shows the link is alive: under a burst
+         * the heartbeats wait in the same queue as the events before them. */
+        if (heard && gw->broker_up)
+            gw->last_heartbeat_ms = clock_mono_ms();
+    } while (progress && budget > 0);
+    return budget == 0;
 }
 
 void

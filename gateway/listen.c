@@ -1,7 +1,7 @@
 /*  listen.c: the listening socket, opened by us with SO_REUSEPORT so that
  *  several gateway processes can share one port (Debian's lws 4.1 cannot
- *  share its own listener), adopted into lws as a raw descriptor; every
- *  accepted connection is handed to lws as if lws had accepted it.
+ *  share its own listener); the loop watches it, and every accepted
+ *  connection is handed to lws as if lws had accepted it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "gateway.h"
+
+#define S_ACCEPT_BATCH 256 /* connections taken per wake-up */
 
 int
 gw_listen_open(gateway_t *gw)
@@ -42,13 +44,7 @@ gw_listen_open(gateway_t *gw)
         return -1;
     }
     freeaddrinfo(res);
-    struct lws *wsi = gw_adopt_fd(gw, fd);
-    if (!wsi) {
-        log_error(&gw->log, "cannot adopt the listening socket");
-        return -1;
-    }
     gw->listen_fd = fd;
-    gw->listen_wsi = wsi;
     /* A spare descriptor: at the open-file limit it is given up for a
      * moment so the pending connection can be accepted and closed, instead
      * of the listener spinning on a connection it cannot take. */
@@ -59,7 +55,7 @@ gw_listen_open(gateway_t *gw)
 void
 gw_listen_accept(gateway_t *gw)
 {
-    for (int i = 0; i < 256; i++) {
+    for (int i = 0; i < S_ACCEPT_BATCH; i++) {
         int fd = accept4(gw->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -84,4 +80,14 @@ gw_listen_accept(gateway_t *gw)
             log_warn(&gw->log, "could not take a connection (out of memory or at the limit)");
         }
     }
+}
+
+void
+gw_listen_close(gateway_t *gw)
+{
+    if (gw->listen_fd >= 0)
+        close(gw->listen_fd);
+    if (gw->spare_fd >= 0)
+        close(gw->spare_fd);
+    gw->listen_fd = gw->spare_fd = -1;
 }

@@ -6,16 +6,20 @@
  *  close code instead of a bare connection reset.
  *
  *  Write order on every WRITEABLE: a control frame (hello or error), owed
- *  pongs, the sync batch, then the ring; what is ready goes out in one send. Frames at or below
- * last_seq are skipped, so the boundary between a snapshot/replay and the live stream has neither a
- * gap nor a duplicate; a frame above last_seq + 1 is a gap and the session asks sync for a replay
- * before going on.
+ *  pongs, the sync batch, then the ring; what is ready goes out in one
+ *  send. Frames at or below last_seq are skipped, so the boundary between a
+ *  snapshot/replay and the live stream has neither a gap nor a duplicate; a
+ *  frame above last_seq + 1 is a gap, and the session asks sync for a
+ *  replay before going on (ring.c's gw_ring_next() finds both).
+ *
+ *  A session never calls the link: a sync request is queued in the
+ *  context (gw->syncq) and the link sends every queued request before the
+ *  loop sleeps.
  */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cfg.h"
 #include "clock.h"
@@ -27,39 +31,58 @@
 #define S_WRITE_BYTES         (256 * 1024) /* bytes coalesced into one send */
 #define S_PONGS_MAX           8
 
-/* ---------------------------------------------------------------- pending list */
+/* ---------------------------------------------------------------- lists */
 
-void
-gw_session_pending_add(gateway_t *gw, gw_session_t *s)
+static int
+s_in_pending(gateway_t *gw, gw_session_t *s)
 {
-    if (s->pprev || gw->pending == s)
-        return;
-    DLIST_APPEND(gw->pending, gw->pending_tail, s, pprev, pnext);
+    return s->pprev || gw->pending == s;
 }
 
-void
-gw_session_pending_remove(gateway_t *gw, gw_session_t *s)
+static void
+s_pending_add(gateway_t *gw, gw_session_t *s)
 {
-    if (!s->pprev && gw->pending != s)
-        return;
-    DLIST_REMOVE(gw->pending, gw->pending_tail, s, pprev, pnext);
+    if (!s_in_pending(gw, s))
+        DLIST_APPEND(gw->pending, gw->pending_tail, s, pprev, pnext);
+}
+
+static void
+s_pending_remove(gateway_t *gw, gw_session_t *s)
+{
+    if (s_in_pending(gw, s))
+        DLIST_REMOVE(gw->pending, gw->pending_tail, s, pprev, pnext);
+}
+
+static void
+s_syncq_remove(gateway_t *gw, gw_session_t *s)
+{
+    if (s->state == GW_S_SYNC_WANTED)
+        DLIST_REMOVE(gw->syncq, gw->syncq_tail, s, qprev, qnext);
 }
 
 /* ---------------------------------------------------------------- failing */
 
 void
-gw_session_fail(gateway_t *gw, gw_session_t *s, uint16_t code, const char *err_code,
-                const char *message)
+gw_session_wake(gw_session_t *s)
+{
+    if (s->state == GW_S_LIVE)
+        lws_callback_on_writable(s->wsi);
+}
+
+void
+gw_session_fail(gateway_t *gw, gw_session_t *s, gw_error_t e, const char *detail)
 {
     if (s->state == GW_S_CLOSING)
         return;
-    gw_session_pending_remove(gw, s);
+    const gw_error_info_t *info = gw_error_info(e);
+    s_pending_remove(gw, s);
+    s_syncq_remove(gw, s);
     if (s->user)
-        gw_user_detach(gw, s->user, s);
+        gw_ring_park(&s->user->ring, &s->cursor); /* reads nothing more */
     gw_batch_free(&s->batch);
     gw_frame_unref(&s->ctl);
-    s->ctl = gw_frame_error(err_code, message);
-    s->close_code = code;
+    s->ctl = gw_frame_error(info->code, detail ? detail : info->sentence);
+    s->close_code = info->close;
     s->state = GW_S_CLOSING;
     s->pongs = 0;
     /* A client that does not read its error frame still goes away. */
@@ -68,23 +91,6 @@ gw_session_fail(gateway_t *gw, gw_session_t *s, uint16_t code, const char *err_c
 }
 
 /* ---------------------------------------------------------------- authentication */
-
-/*  The token from ?token= or, for non-browser clients, Authorization:
- *  Bearer. Returns its length (0: none). */
-static size_t
-s_token(struct lws *wsi, char *out, size_t outlen)
-{
-    if (gw_http_arg(wsi, "token=", out, outlen) == 0)
-        return strlen(out);
-    char auth[JWT_TOKEN_MAX + 16];
-    if (lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION) > 7 &&
-        strncasecmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) < outlen) {
-        strcpy(out, auth + 7);
-        return strlen(out);
-    }
-    out[0] = '\0';
-    return 0;
-}
 
 /*  Reads since= and epoch=. 0, or -1 with a sentence for the client. */
 static int
@@ -118,8 +124,8 @@ s_resume_args(struct lws *wsi, gw_session_t *s, const char **why)
     return 0;
 }
 
-void
-gw_session_established(gateway_t *gw, struct lws *wsi, gw_session_t *s)
+int
+gw_session_established(gateway_t *gw, struct lws *wsi, gw_session_t *s, char *uid)
 {
     memset(s, 0, sizeof *s);
     s->wsi = wsi;
@@ -129,7 +135,8 @@ gw_session_established(gateway_t *gw, struct lws *wsi, gw_session_t *s)
     gw->nsessions++;
     gw->stats.connections_total++;
 
-    char peer[64] = "?", path[256] = "", uid[EVENT_USER_ID_MAX + 1] = "";
+    char peer[64] = "?", path[256] = "";
+    uid[0] = '\0';
     lws_get_peer_simple(wsi, peer, sizeof peer);
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
         path[0] = '\0';
@@ -137,86 +144,95 @@ gw_session_established(gateway_t *gw, struct lws *wsi, gw_session_t *s)
     log_info(&gw->log, "accepted conn=%u user=%s from %s", s->id, routed ? uid : "?", peer);
 
     if (gw->stopping) {
-        gw_session_fail(gw, s, GW_CLOSE_GOING_AWAY, "shutdown", "the gateway is shutting down");
-        return;
+        gw_session_fail(gw, s, GW_E_SHUTDOWN, NULL);
+        return -1;
     }
     if (!routed) { /* confirm_upgrade let only the route through */
-        gw_session_fail(gw, s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "not_found", "no such route");
-        return;
+        gw_session_fail(gw, s, GW_E_NO_ROUTE, NULL);
+        return -1;
     }
-    char token[JWT_TOKEN_MAX + 1];
-    size_t toklen = s_token(wsi, token, sizeof token);
     jwt_claims_t claims;
-    jwt_status_t st = jwt_verify(&gw->keys, token, toklen, clock_wall_ms() / 1000, &claims);
-    sodium_memzero(token, sizeof token);
+    jwt_status_t st = gw_http_verify_token(gw, wsi, &claims);
     if (st != JWT_OK) {
         gw->stats.auth_failures++;
         log_info(&gw->log, "rejected conn=%u user=%s: %s (4401)", s->id, uid,
                  jwt_status_message(st));
-        gw_session_fail(gw, s, GW_CLOSE_UNAUTHORIZED, "unauthorized", jwt_status_message(st));
-        return;
+        gw_session_fail(gw, s, GW_E_UNAUTHORIZED, jwt_status_message(st));
+        return -1;
     }
     if (strcmp(claims.sub, uid) != 0) {
         gw->stats.auth_failures++;
         log_info(&gw->log, "rejected conn=%u user=%s: token is for another user (4403)", s->id,
                  uid);
-        gw_session_fail(gw, s, GW_CLOSE_FORBIDDEN, "forbidden", "token is for another user");
-        return;
+        gw_session_fail(gw, s, GW_E_FORBIDDEN, NULL);
+        return -1;
     }
     const char *why = NULL;
     if (s_resume_args(wsi, s, &why) != 0) {
         log_info(&gw->log, "rejected conn=%u user=%s: %s (4400)", s->id, uid, why);
-        gw_session_fail(gw, s, GW_CLOSE_BAD_REQUEST, "bad_request", why);
-        return;
-    }
-    gw_user_t *u = gw_user_get(gw, uid, strlen(uid));
-    if (!u) {
-        gw_session_fail(gw, s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal", "out of memory");
-        return;
+        gw_session_fail(gw, s, GW_E_BAD_RESUME, why);
+        return -1;
     }
     log_info(&gw->log, "authenticated conn=%u user=%s%s", s->id, uid,
              s->has_since ? " (resuming)" : "");
-    gw_user_attach(gw, u, s);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- sync */
 
 void
+gw_session_wait(gateway_t *gw, gw_session_t *s)
+{
+    s->state = GW_S_WAIT_CONFIRM;
+    s->wait_since_ms = clock_mono_ms();
+    s_pending_add(gw, s);
+}
+
+void
 gw_session_sync(gateway_t *gw, gw_session_t *s)
 {
-    gw_user_t *u = s->user;
-    if (!u)
+    if (!s->user || s->state == GW_S_SYNC_WANTED || s->state == GW_S_CLOSING)
         return;
-    uint64_t since = 0;
-    const char *epoch = NULL;
+    /* The time limit counts from when the session began to wait: a retry
+     * keeps it, a new sync (a first one, a gap, a relink) starts it. */
+    if (!s_in_pending(gw, s))
+        s->wait_since_ms = clock_mono_ms();
+    s->state = GW_S_SYNC_WANTED;
+    s_pending_add(gw, s);
+    DLIST_APPEND(gw->syncq, gw->syncq_tail, s, qprev, qnext);
+}
+
+void
+gw_session_sync_sent(gateway_t *gw, gw_session_t *s, uint64_t req, uint64_t *since,
+                     const char **epoch)
+{
+    gw_user_t *u = s->user;
+    *since = 0;
+    *epoch = NULL;
     if (s->gen == 0) {
         /* First sync: what the client asked for. */
         if (s->has_since && s->resume_epoch) {
-            since = s->since;
-            epoch = s->resume_epoch;
+            *since = s->since;
+            *epoch = s->resume_epoch;
         }
     }
     else if (s->gen == u->gen && u->epoch_len) {
         /* A gap (or a relink): replay what this session has not seen. */
-        since = s->last_seq;
-        epoch = u->epoch;
+        *since = s->last_seq;
+        *epoch = u->epoch;
     }
     /* else the epoch changed: a snapshot of the new one. */
-    if (s->state != GW_S_SYNCING && s->state != GW_S_WAIT_CONFIRM)
-        s->wait_since_ms = clock_mono_ms();
     s->state = GW_S_SYNCING;
+    s->req = req;
     s->req_sent_ms = clock_mono_ms();
-    gw_session_pending_add(gw, s);
     gw->stats.syncs++;
-    if (gw_link_request_sync(gw, s, since, epoch) != 0)
-        s->req = 0; /* not sent: the tick retries */
 }
 
 void
 gw_session_synced(gateway_t *gw, gw_session_t *s, gw_batch_t *batch)
 {
     gw_user_t *u = s->user;
-    gw_session_pending_remove(gw, s);
+    s_pending_remove(gw, s);
     s->req = 0;
     gw_batch_free(&s->batch);
     if (s->gen != u->gen) {
@@ -231,8 +247,6 @@ gw_session_synced(gateway_t *gw, gw_session_t *s, gw_batch_t *batch)
     }
     s->batch = batch;
     s->state = GW_S_LIVE;
-    if (s->cursor < u->tail)
-        gw_user_move_cursor(u, s, u->tail);
     lws_callback_on_writable(s->wsi);
 }
 
@@ -246,8 +260,7 @@ gw_session_check_pending(gateway_t *gw, int64_t now_ms)
             gw->stats.sync_timeouts++;
             log_warn(&gw->log, "conn=%u user=%s: no answer from the broker, closing (4503)", s->id,
                      s->user ? s->user->id : "?");
-            gw_session_fail(gw, s, GW_CLOSE_UNAVAILABLE, "unavailable",
-                            "the broker did not answer; try again later");
+            gw_session_fail(gw, s, GW_E_UNAVAILABLE, NULL);
         }
         else if (s->state == GW_S_SYNCING && now_ms - s->req_sent_ms >= GW_SYNC_RETRY_MS)
             gw_session_sync(gw, s);
@@ -262,14 +275,12 @@ gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *
     if (s->state == GW_S_CLOSING)
         return 0;
     if (lws_frame_is_binary(wsi)) {
-        gw_session_fail(gw, s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "bad_request",
-                        "binary messages are not accepted");
+        gw_session_fail(gw, s, GW_E_BINARY, NULL);
         return 0;
     }
     if (!lws_is_first_fragment(wsi) || !lws_is_final_fragment(wsi) ||
         lws_remaining_packet_payload(wsi) > 0 || len > GW_CLIENT_MSG_MAX) {
-        gw_session_fail(gw, s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message_too_big",
-                        "client messages are limited to 512 bytes");
+        gw_session_fail(gw, s, GW_E_TOO_BIG, NULL);
         return 0;
     }
     json_tok_t toks[16];
@@ -282,8 +293,8 @@ gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *
         return 0;
     }
     if (!s->ctl) {
-        s->ctl = gw_frame_error("bad_request", "unknown message; the only one understood is "
-                                               "{\"type\":\"ping\"}");
+        const gw_error_info_t *e = gw_error_info(GW_E_BAD_MESSAGE);
+        s->ctl = gw_frame_error(e->code, e->sentence);
         lws_callback_on_writable(wsi);
     }
     return 0;
@@ -292,8 +303,8 @@ gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *
 /* ---------------------------------------------------------------- write */
 
 /*  The next frame for a LIVE session from its batch or the ring, with a
- *  reference the caller drops (moving the cursor may free the ring's), or
- *  NULL (caught up, or it started a resync / was failed). */
+ *  reference the caller drops, or NULL (caught up, or it started a resync
+ *  or was failed). */
 static gw_frame_t *
 s_next_frame(gateway_t *gw, gw_session_t *s)
 {
@@ -310,33 +321,25 @@ s_next_frame(gateway_t *gw, gw_session_t *s)
             s->last_seq = b->seq;
         gw_batch_free(&s->batch);
     }
-    while (u && s->state == GW_S_LIVE) {
-        if (s->cursor < u->tail) {
-            gw->stats.slow_consumers++;
-            log_warn(&gw->log, "conn=%u user=%s: too slow to keep up, closing (4429)", s->id,
-                     u->id);
-            gw_session_fail(gw, s, GW_CLOSE_TOO_SLOW, "slow_consumer",
-                            "the connection could not keep up; reconnect with since");
-            return NULL;
-        }
-        if (s->cursor >= u->head)
-            return NULL;
-        gw_frame_t *f = u->ring[s->cursor & (u->ring_cap - 1)];
-        if (f->gen > s->gen || (f->gen == s->gen && f->seq > s->last_seq + 1)) {
-            /* A new epoch, or events missing before this one: ask again,
-             * and come back to this frame afterwards. */
-            if (f->gen == s->gen)
-                log_info(&gw->log, "conn=%u user=%s: gap after seq %llu, replaying", s->id, u->id,
-                         (unsigned long long)s->last_seq);
-            gw_session_sync(gw, s);
-            return NULL;
-        }
-        int wanted = f->gen == s->gen && f->seq > s->last_seq;
-        if (wanted)
-            gw_frame_ref(f);
-        gw_user_move_cursor(u, s, s->cursor + 1);
-        if (wanted)
-            return f;
+    gw_frame_t *f = NULL;
+    switch (gw_ring_next(&u->ring, &s->cursor, s->gen, s->last_seq, &f)) {
+    case GW_RING_FRAME:
+        return f;
+    case GW_RING_END:
+        return NULL;
+    case GW_RING_LOST:
+        gw->stats.slow_consumers++;
+        log_warn(&gw->log, "conn=%u user=%s: too slow to keep up, closing (4429)", s->id, u->id);
+        gw_session_fail(gw, s, GW_E_SLOW, NULL);
+        return NULL;
+    case GW_RING_GAP:
+        log_info(&gw->log, "conn=%u user=%s: gap after seq %llu, replaying", s->id, u->id,
+                 (unsigned long long)s->last_seq);
+        gw_session_sync(gw, s); /* and come back to this frame afterwards */
+        return NULL;
+    case GW_RING_EPOCH:
+        gw_session_sync(gw, s); /* the new epoch's state */
+        return NULL;
     }
     return NULL;
 }
@@ -464,9 +467,8 @@ gw_session_closed(gateway_t *gw, gw_session_t *s)
 {
     if (!s->wsi)
         return; /* never established */
-    gw_session_pending_remove(gw, s);
-    if (s->user)
-        gw_user_detach(gw, s->user, s);
+    s_pending_remove(gw, s);
+    s_syncq_remove(gw, s);
     gw_batch_free(&s->batch);
     gw_frame_unref(&s->ctl);
     free(s->resume_epoch);

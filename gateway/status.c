@@ -10,6 +10,7 @@ s_state_name(uint8_t state)
     switch (state) {
     case GW_S_WAIT_CONFIRM:
         return "subscribing";
+    case GW_S_SYNC_WANTED:
     case GW_S_SYNCING:
         return "syncing";
     case GW_S_LIVE:
@@ -27,11 +28,13 @@ s_user_status(gateway_t *gw, const char *user_id, buf_t *out)
     gw_user_t *u = gw_user_find(gw, user_id, strlen(user_id));
     buf_append_str(out, ",\"user_id\":");
     event_json_string(out, user_id, strlen(user_id));
-    buf_printf(out, ",\"connections\":%u,\"sessions\":[", u ? u->nsessions : 0u);
-    for (gw_session_t *s = u ? u->sessions : NULL; s; s = s->unext)
+    buf_printf(out, ",\"connections\":%u,\"sessions\":[", u ? u->ring.ncursors : 0u);
+    for (gw_cursor_t *c = u ? u->ring.first : NULL; c; c = c->next) {
+        gw_session_t *s = gw_session_of(c);
         buf_printf(out, "%s{\"id\":%u,\"state\":\"%s\",\"last_seq\":%llu,\"connected_at\":%lld}",
-                   s == u->sessions ? "" : ",", s->id, s_state_name(s->state),
+                   c == u->ring.first ? "" : ",", s->id, s_state_name(s->state),
                    (unsigned long long)s->last_seq, (long long)s->connected_ms);
+    }
     buf_append_char(out, ']');
     if (u && u->epoch_len) {
         buf_append_str(out, ",\"epoch\":");

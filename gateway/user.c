@@ -1,10 +1,12 @@
 /*  user.c: the users this gateway serves: their subscription, their epoch,
- *  and the ring of rendered events their sessions walk.
+ *  and the ring of rendered events their sessions walk (ring.c).
  *
- *  Ring memory: an event's frame is dropped once every session has passed
- *  it (`behind` counts sessions below head, so the common case is O(1)).
- *  A session too slow to keep within GW_RING_MAX frames or GW_RING_BYTES_MAX
- *  bytes loses its place and is closed as a slow consumer (session.c).
+ *  A user's life: JOINING (queued for the link to subscribe its topic),
+ *  CONFIRMING (subscribed; the broker's confirmation will say when it is in
+ *  effect), CONFIRMED, and LEAVING once its last session went (queued for
+ *  the link to unsubscribe and free it; a session that comes back before
+ *  that finds it still subscribed and confirmed). The three queues live in
+ *  the context; the link serves them once per loop pass.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,137 +21,83 @@ gw_user_find(gateway_t *gw, const char *id, size_t len)
     return strmap_get(gw->users, id, len);
 }
 
-gw_user_t *
-gw_user_get(gateway_t *gw, const char *id, size_t len)
+static gw_user_t *
+s_user_new(gateway_t *gw, const char *id, size_t len)
 {
-    gw_user_t *u = gw_user_find(gw, id, len);
-    if (u || len == 0 || len > EVENT_USER_ID_MAX)
-        return u;
-    u = calloc(1, sizeof *u);
+    gw_user_t *u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
     memcpy(u->id, id, len);
     u->id_len = (uint8_t)len;
+    gw_ring_init(&u->ring, GW_RING_MAX, GW_RING_BYTES_MAX);
     if (strmap_put(gw->users, u->id, u->id_len, u) != 0) {
         free(u);
         return NULL;
     }
-    /* The topic is the id and its NUL. */
-    if (gw_link_subscribe(gw, u->id, u->id_len + 1u, 1) != 0)
-        log_error(&gw->log, "subscribe user=%s failed", u->id);
-    gw_link_want_confirm(gw, u);
-    log_debug(&gw->log, "subscribed user=%s", u->id);
+    u->state = GW_U_JOINING;
+    DLIST_APPEND(gw->joinq, gw->joinq_tail, u, qprev, qnext);
     return u;
 }
 
-static void
-s_ring_clear(gw_user_t *u)
+void
+gw_user_join(gateway_t *gw, gw_session_t *s, const char *id)
 {
-    for (uint64_t i = u->tail; i < u->head; i++)
-        gw_frame_unref(&u->ring[i & (u->ring_cap - 1)]);
-    u->tail = u->head;
-    u->ring_bytes = 0;
-    /* An idle user keeps no ring at all. */
-    if (u->ring_cap > 16) {
-        free(u->ring);
-        u->ring = NULL;
-        u->ring_cap = 0;
+    size_t len = strlen(id);
+    gw_user_t *u = gw_user_find(gw, id, len);
+    if (u && u->state == GW_U_LEAVING) { /* came back before the link let it go */
+        DLIST_REMOVE(gw->leaveq, gw->leaveq_tail, u, qprev, qnext);
+        u->state = GW_U_CONFIRMED;
     }
+    if (!u && !(u = s_user_new(gw, id, len))) {
+        gw_session_fail(gw, s, GW_E_INTERNAL, NULL);
+        return;
+    }
+    s->user = u;
+    gw_ring_join(&u->ring, &s->cursor); /* nothing before joining is for it */
+    if (u->state == GW_U_CONFIRMED)
+        gw_session_sync(gw, s);
+    else
+        gw_session_wait(gw, s);
 }
 
 static void
-s_ring_drop_oldest(gw_user_t *u)
+s_leave_if_empty(gateway_t *gw, gw_user_t *u)
 {
-    gw_frame_t **slot = &u->ring[u->tail & (u->ring_cap - 1)];
-    u->ring_bytes -= (*slot)->len;
-    gw_frame_unref(slot);
-    u->tail++;
+    if (u->ring.ncursors == 0 && u->state == GW_U_CONFIRMED) {
+        u->state = GW_U_LEAVING;
+        gw_ring_clear(&u->ring);
+        DLIST_APPEND(gw->leaveq, gw->leaveq_tail, u, qprev, qnext);
+    }
 }
 
 void
-gw_user_trim(gw_user_t *u)
+gw_user_leave(gateway_t *gw, gw_session_t *s)
 {
-    if (u->tail == u->head)
+    gw_user_t *u = s->user;
+    if (!u)
         return;
-    if (u->behind == 0) {
-        s_ring_clear(u);
-        return;
-    }
-    uint64_t min = u->head;
-    for (gw_session_t *s = u->sessions; s; s = s->unext)
-        if (s->cursor < min)
-            min = s->cursor;
-    while (u->tail < min)
-        s_ring_drop_oldest(u);
+    gw_ring_leave(&u->ring, &s->cursor);
+    s->user = NULL;
+    /* Not confirmed yet: it leaves once its confirmation arrived (it is in
+     * the link's join or confirm queue until then). */
+    s_leave_if_empty(gw, u);
 }
 
-/*  Makes room for one more frame of len bytes. */
+void
+gw_user_confirmed(gateway_t *gw, gw_user_t *u)
+{
+    u->state = GW_U_CONFIRMED;
+    for (gw_cursor_t *c = u->ring.first; c; c = c->next) {
+        gw_session_t *s = gw_session_of(c);
+        if (s->state == GW_S_WAIT_CONFIRM)
+            gw_session_sync(gw, s);
+    }
+    s_leave_if_empty(gw, u);
+}
+
+/*  Adopts epoch as the user's current one; returns 1 if it changed. */
 static int
-s_ring_reserve(gw_user_t *u, size_t len)
-{
-    uint64_t used = u->head - u->tail;
-    if (used == u->ring_cap && u->ring_cap < GW_RING_MAX) {
-        uint32_t cap = u->ring_cap ? u->ring_cap * 2 : 16;
-        gw_frame_t **ring = malloc(cap * sizeof *ring);
-        if (!ring)
-            return -1;
-        for (uint64_t i = u->tail; i < u->head; i++)
-            ring[i & (cap - 1)] = u->ring[i & (u->ring_cap - 1)];
-        free(u->ring);
-        u->ring = ring;
-        u->ring_cap = cap;
-    }
-    if (u->head - u->tail == u->ring_cap || u->ring_bytes + len > GW_RING_BYTES_MAX)
-        gw_user_trim(u);
-    /* Still full: the slowest sessions lose their place (session.c notices
-     * cursor < tail and closes them as slow consumers). */
-    while (u->tail < u->head &&
-           (u->head - u->tail == u->ring_cap || u->ring_bytes + len > GW_RING_BYTES_MAX))
-        s_ring_drop_oldest(u);
-    return 0;
-}
-
-void
-gw_user_deliver(gateway_t *gw, gw_user_t *u, const event_t *ev)
-{
-    if (gw_user_set_epoch(gw, u, ev->epoch.p, ev->epoch.len))
-        log_info(&gw->log, "user=%s epoch is now %s", u->id, u->epoch);
-    else if (u->last_seq && ev->seq <= u->last_seq)
-        return; /* already had it (a resubscription can repeat nothing, but be sure) */
-    else if (u->last_seq && ev->seq > u->last_seq + 1) {
-        gw->stats.gaps++;
-        log_warn(&gw->log, "user=%s missed seq %llu..%llu from the broker: sessions resync", u->id,
-                 (unsigned long long)u->last_seq + 1, (unsigned long long)ev->seq - 1);
-    }
-    u->last_seq = ev->seq;
-
-    buf_t *b = &gw->scratch;
-    buf_reset(b);
-    if (event_render_json(ev, b) != 0 || !buf_ok(b)) {
-        log_error(&gw->log, "user=%s seq=%llu: out of memory rendering", u->id,
-                  (unsigned long long)ev->seq);
-        return;
-    }
-    if (u->nsessions == 0 || s_ring_reserve(u, b->len) != 0)
-        return;
-    gw_frame_t *f = gw_frame_new(b->data, b->len, GW_FRAME_EVENT);
-    if (!f) {
-        log_error(&gw->log, "user=%s seq=%llu: out of memory", u->id, (unsigned long long)ev->seq);
-        return;
-    }
-    f->seq = ev->seq;
-    f->gen = u->gen;
-    u->ring[u->head & (u->ring_cap - 1)] = f;
-    u->head++;
-    u->ring_bytes += f->len;
-    u->behind = u->nsessions; /* every session is now below head */
-    for (gw_session_t *s = u->sessions; s; s = s->unext)
-        if (s->state == GW_S_LIVE)
-            lws_callback_on_writable(s->wsi);
-}
-
-int
-gw_user_set_epoch(gateway_t *gw, gw_user_t *u, const char *epoch, size_t len)
+s_set_epoch(gateway_t *gw, gw_user_t *u, const char *epoch, size_t len)
 {
     if (len > EVENT_EPOCH_MAX || (len == u->epoch_len && memcmp(epoch, u->epoch, len) == 0))
         return 0;
@@ -176,87 +124,128 @@ gw_user_set_epoch(gateway_t *gw, gw_user_t *u, const char *epoch, size_t len)
 }
 
 void
-gw_user_move_cursor(gw_user_t *u, gw_session_t *s, uint64_t cursor)
+gw_user_deliver(gateway_t *gw, gw_user_t *u, const event_t *ev)
 {
-    int was_behind = s->cursor < u->head;
-    s->cursor = cursor;
-    if (was_behind && cursor >= u->head && u->behind > 0 && --u->behind == 0)
-        gw_user_trim(u);
-}
-
-void
-gw_user_attach(gateway_t *gw, gw_user_t *u, gw_session_t *s)
-{
-    s->user = u;
-    DLIST_PREPEND(u->sessions, u->sessions_tail, s, uprev, unext);
-    u->nsessions++;
-    s->cursor = u->head; /* not behind: nothing before joining is for it */
-    s->wait_since_ms = clock_mono_ms();
-    if (u->confirmed)
-        gw_session_sync(gw, s);
-    else {
-        s->state = GW_S_WAIT_CONFIRM;
-        gw_session_pending_add(gw, s);
+    if (s_set_epoch(gw, u, ev->epoch.p, ev->epoch.len))
+        log_info(&gw->log, "user=%s epoch is now %s", u->id, u->epoch);
+    else if (u->last_seq && ev->seq <= u->last_seq)
+        return; /* already had it (a resubscription can repeat nothing, but be sure) */
+    else if (u->last_seq && ev->seq > u->last_seq + 1) {
+        gw->stats.gaps++;
+        log_warn(&gw->log, "user=%s missed seq %llu..%llu from the broker: sessions resync", u->id,
+                 (unsigned long long)u->last_seq + 1, (unsigned long long)ev->seq - 1);
     }
-}
+    u->last_seq = ev->seq;
+    if (u->ring.ncursors == u->ring.nparked)
+        return; /* nobody reads: not even rendered */
 
-static void
-s_confirm_list_remove(gateway_t *gw, gw_user_t *u)
-{
-    gw_user_t **pp = &gw->confirm_head, *prev = NULL;
-    while (*pp && *pp != u) {
-        prev = *pp;
-        pp = &(*pp)->cnext;
-    }
-    if (!*pp)
+    buf_t *b = &gw->scratch;
+    buf_reset(b);
+    gw_frame_t *f = NULL;
+    if (event_render_json(ev, b) != 0 || !buf_ok(b) ||
+        !(f = gw_frame_new(b->data, b->len, GW_FRAME_EVENT))) {
+        log_error(&gw->log, "user=%s seq=%llu: out of memory rendering", u->id,
+                  (unsigned long long)ev->seq);
         return;
-    *pp = u->cnext;
-    if (gw->confirm_tail == u)
-        gw->confirm_tail = prev;
-    u->cnext = NULL;
-}
-
-/*  Frees u; unsubscribe: tell the broker; unmap: remove it from the map
- *  (not when the whole map goes). */
-static void
-s_user_free(gateway_t *gw, gw_user_t *u, int unsubscribe, int unmap)
-{
-    if (!u->confirmed)
-        s_confirm_list_remove(gw, u);
-    if (unsubscribe && gw_link_subscribe(gw, u->id, u->id_len + 1u, 0) != 0)
-        log_error(&gw->log, "unsubscribe user=%s failed", u->id);
-    for (uint64_t i = u->tail; i < u->head; i++)
-        gw_frame_unref(&u->ring[i & (u->ring_cap - 1)]);
-    free(u->ring);
-    gw_frame_unref(&u->hello);
-    if (unmap)
-        strmap_remove(gw->users, u->id, u->id_len);
-    free(u);
-}
-
-void
-gw_user_detach(gateway_t *gw, gw_user_t *u, gw_session_t *s)
-{
-    DLIST_REMOVE(u->sessions, u->sessions_tail, s, uprev, unext);
-    s->user = NULL;
-    u->nsessions--;
-    if (s->cursor < u->head && u->behind > 0)
-        u->behind--;
-    if (u->nsessions == 0) {
-        log_debug(&gw->log, "unsubscribed user=%s", u->id);
-        s_user_free(gw, u, 1, 1);
     }
-    else if (u->behind == 0)
-        gw_user_trim(u);
+    f->seq = ev->seq;
+    f->gen = u->gen;
+    if (gw_ring_push(&u->ring, f) != 0) {
+        log_error(&gw->log, "user=%s seq=%llu: out of memory", u->id, (unsigned long long)ev->seq);
+        return;
+    }
+    for (gw_cursor_t *c = u->ring.first; c; c = c->next)
+        gw_session_wake(gw_session_of(c));
+}
+
+static gw_session_t *
+s_waiting(gw_user_t *u, uint64_t req)
+{
+    for (gw_cursor_t *c = u->ring.first; c; c = c->next) {
+        gw_session_t *s = gw_session_of(c);
+        if (s->state == GW_S_SYNCING && s->req == req)
+            return s;
+    }
+    return NULL;
+}
+
+int
+gw_user_sync_begin(gateway_t *gw, gw_user_t *u, uint64_t req, const char *epoch, size_t epoch_len)
+{
+    if (!s_waiting(u, req))
+        return 0;
+    s_set_epoch(gw, u, epoch, epoch_len);
+    return 1;
 }
 
 void
-gw_user_confirmed(gateway_t *gw, gw_user_t *u)
+gw_user_synced(gateway_t *gw, gw_user_t *u, uint64_t req, gw_batch_t *batch)
 {
-    u->confirmed = 1;
-    for (gw_session_t *s = u->sessions; s; s = s->unext)
-        if (s->state == GW_S_WAIT_CONFIRM)
-            gw_session_sync(gw, s);
+    gw_session_t *s = s_waiting(u, req);
+    if (!s) {
+        gw_batch_free(&batch);
+        return;
+    }
+    gw_ring_catch_up(&u->ring, &s->cursor);
+    gw_session_synced(gw, s, batch);
+}
+
+void
+gw_user_sync_refused(gateway_t *gw, gw_user_t *u, uint64_t req)
+{
+    gw_session_t *s = s_waiting(u, req);
+    if (!s)
+        return;
+    log_warn(&gw->log, "conn=%u user=%s: the broker refused the sync", s->id, u->id);
+    gw_session_fail(gw, s, GW_E_UNAVAILABLE,
+                    "the broker cannot serve this user now; try again later");
+}
+
+/*  Calls fn for every session of every user. Failing a session does not
+ *  change the sessions or users (it parks the cursor), so the walk is
+ *  safe for fn = a failure. */
+static void
+s_each_session(gateway_t *gw, void (*fn)(gateway_t *, gw_session_t *))
+{
+    size_t pos = 0;
+    gw_user_t *u;
+    while ((u = strmap_next(gw->users, &pos)) != NULL)
+        for (gw_cursor_t *c = u->ring.first; c; c = c->next)
+            fn(gw, gw_session_of(c));
+}
+
+static void
+s_resync(gateway_t *gw, gw_session_t *s)
+{
+    if (s->state == GW_S_LIVE)
+        gw_session_sync(gw, s);
+}
+
+void
+gw_user_resync_all(gateway_t *gw)
+{
+    s_each_session(gw, s_resync);
+}
+
+static void
+s_fail_shutdown(gateway_t *gw, gw_session_t *s)
+{
+    gw_session_fail(gw, s, GW_E_SHUTDOWN, NULL);
+}
+
+void
+gw_user_fail_all(gateway_t *gw)
+{
+    s_each_session(gw, s_fail_shutdown);
+}
+
+void
+gw_user_free(gateway_t *gw, gw_user_t *u)
+{
+    strmap_remove(gw->users, u->id, u->id_len);
+    gw_ring_clear(&u->ring);
+    gw_frame_unref(&u->hello);
+    free(u);
 }
 
 void
@@ -265,8 +254,10 @@ gw_user_free_all(gateway_t *gw)
     size_t pos = 0;
     gw_user_t *u;
     while ((u = strmap_next(gw->users, &pos)) != NULL) {
-        for (gw_session_t *s = u->sessions; s; s = s->unext)
-            s->user = NULL;
-        s_user_free(gw, u, 0, 0);
+        gw_ring_clear(&u->ring);
+        gw_frame_unref(&u->hello);
+        free(u);
     }
+    gw->joinq = gw->joinq_tail = gw->confirmq = gw->confirmq_tail = NULL;
+    gw->leaveq = gw->leaveq_tail = NULL;
 }

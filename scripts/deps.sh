@@ -6,7 +6,8 @@ set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PACKAGES="build-essential cmake pkg-config
-  libzmq3-dev libwebsockets-dev libcap-dev libmsgpack-dev libsodium-dev
+  libzmq3-dev libwebsockets-dev libwebsockets-evlib-ev libev-dev libcap-dev libmsgpack-dev
+  libsodium-dev
   python3 python3-pytest python3-websockets python3-zmq python3-msgpack python3-jwt
   python3-cryptography curl"
 # The browser tests drive Debian's chromium with playwright-core from npm.
