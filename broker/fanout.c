@@ -14,11 +14,11 @@
  *  gateway repairs it with a replay from sync.c.
  */
 #include <errno.h>
-#include <msgpack.h>
 #include <string.h>
 
 #include "broker.h"
 #include "clock.h"
+#include "wire.h"
 #include "zmsg.h"
 
 int
@@ -37,24 +37,10 @@ bk_fanout_publish(broker_t *bk, const bk_user_t *u, const bk_blob_t *blob)
 static void
 s_send_control(broker_t *bk, const void *topic, size_t topic_len, int64_t wall_ms)
 {
-    msgpack_packer pk;
     buf_reset(&bk->scratch);
-    msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
-    msgpack_pack_map(&pk, wall_ms ? 3 : 1);
-    msgpack_pack_str(&pk, 5);
-    msgpack_pack_str_body(&pk, "epoch", 5);
-    msgpack_pack_str(&pk, strlen(bk->state.epoch));
-    msgpack_pack_str_body(&pk, bk->state.epoch, strlen(bk->state.epoch));
-    if (wall_ms) {
-        msgpack_pack_str(&pk, 4);
-        msgpack_pack_str_body(&pk, "boot", 4);
-        msgpack_pack_str(&pk, strlen(bk->boot));
-        msgpack_pack_str_body(&pk, bk->boot, strlen(bk->boot));
-        msgpack_pack_str(&pk, 2);
-        msgpack_pack_str_body(&pk, "ts", 2);
-        msgpack_pack_int64(&pk, wall_ms);
-    }
-    if (zmq_send(bk->fanout, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+    wire_pack_control(&bk->scratch, bk->state.epoch, wall_ms ? bk->boot : NULL, wall_ms);
+    if (!buf_ok(&bk->scratch) ||
+        zmq_send(bk->fanout, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(bk->fanout, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT) < 0)
         log_warn(&bk->log, "control message not sent: %s", zmq_strerror(errno));
 }

@@ -19,62 +19,8 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "wire.h"
 #include "zmsg.h"
-
-typedef struct {
-    uint64_t req;
-    int has_req;
-    mp_value_t user_id;
-    int has_since;
-    uint64_t since;
-    mp_value_t epoch;
-    int has_epoch;
-    int stats;
-} s_request_t;
-
-static int
-s_parse(const void *bytes, size_t len, s_request_t *rq)
-{
-    memset(rq, 0, sizeof *rq);
-    mp_reader_t r;
-    mp_value_t map, key, val;
-    mp_reader_init(&r, bytes, len);
-    if (mp_read(&r, &map) != 0 || map.type != MP_MAP)
-        return -1;
-    for (uint32_t i = 0; i < map.v.n; i++) {
-        if (mp_read_pair(&r, &key, &val, 4) != 0)
-            return -1;
-        if (mp_str_eq(&key, "req") && val.type == MP_UINT) {
-            rq->req = val.v.u;
-            rq->has_req = 1;
-        }
-        else if (mp_str_eq(&key, "user_id") && val.type == MP_STR)
-            rq->user_id = val;
-        else if (mp_str_eq(&key, "since") && val.type == MP_UINT) {
-            rq->since = val.v.u;
-            rq->has_since = 1;
-        }
-        else if (mp_str_eq(&key, "epoch") && val.type == MP_STR) {
-            rq->epoch = val;
-            rq->has_epoch = 1;
-        }
-        else if (mp_str_eq(&key, "op") && mp_str_eq(&val, "stats"))
-            rq->stats = 1;
-    }
-    if (rq->stats)
-        return mp_reader_left(&r) == 0 && rq->has_req ? 0 : -1;
-    if (mp_reader_left(&r) != 0 || !rq->has_req || rq->user_id.type != MP_STR ||
-        !event_user_id_valid(rq->user_id.v.s.p, rq->user_id.v.s.len))
-        return -1;
-    return 0;
-}
-
-static void
-s_pack_key(msgpack_packer *pk, const char *k)
-{
-    msgpack_pack_str(pk, strlen(k));
-    msgpack_pack_str_body(pk, k, strlen(k));
-}
 
 /*  An answer being sent. Every frame but the last needs SNDMORE and the
  *  last is known only when the walk ends, so each frame is sent one step
@@ -109,120 +55,80 @@ s_send_frame(void *arg, const bk_blob_t *blob)
 }
 
 static void
-s_answer_error(broker_t *bk, zmsg_t *m, size_t payload, const s_request_t *rq)
+s_answer_error(broker_t *bk, zmsg_t *m, size_t envelope, int has_req, uint64_t req)
 {
-    msgpack_packer pk;
     buf_reset(&bk->scratch);
-    msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
-    msgpack_pack_map(&pk, rq->has_req ? 2 : 1);
-    if (rq->has_req) {
-        s_pack_key(&pk, "req");
-        msgpack_pack_uint64(&pk, rq->req);
-    }
-    s_pack_key(&pk, "error");
-    s_pack_key(&pk, "request must be a map with req and a valid user_id");
-    for (size_t i = 0; i < payload; i++)
-        if (zmq_send(bk->sync, zmsg_data(m, i), zmsg_size(m, i), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            return;
-    (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
+    wire_pack_sync_error(&bk->scratch, has_req, req,
+                         "request must be a map with req and a valid user_id");
+    if (wire_send_envelope(bk->sync, m, envelope) == 0)
+        (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
 }
 
 static void
-s_pack_u64(msgpack_packer *pk, const char *k, uint64_t v)
-{
-    s_pack_key(pk, k);
-    msgpack_pack_uint64(pk, v);
-}
-
-static void
-s_answer_stats(broker_t *bk, zmsg_t *m, size_t payload, const s_request_t *rq)
+s_answer_stats(broker_t *bk, zmsg_t *m, size_t envelope, uint64_t req)
 {
     const bk_state_t *st = &bk->state;
     msgpack_packer pk;
     buf_reset(&bk->scratch);
     msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
-    msgpack_pack_map(&pk, 2);
-    s_pack_u64(&pk, "req", rq->req);
-    s_pack_key(&pk, "stats");
-    msgpack_pack_map(&pk, bk->journal ? 15 : 14);
-    s_pack_key(&pk, "epoch");
-    s_pack_key(&pk, st->epoch);
-    s_pack_key(&pk, "boot");
-    s_pack_key(&pk, bk->boot);
-    s_pack_u64(&pk, "uptime_s", (uint64_t)(clock_mono_ms() - bk->started_ms) / 1000);
-    s_pack_u64(&pk, "accepted", bk->stats.accepted);
-    s_pack_u64(&pk, "rejected", bk->stats.rejected);
-    s_pack_u64(&pk, "duplicates", bk->stats.duplicates);
-    s_pack_u64(&pk, "published", bk->stats.published);
-    s_pack_u64(&pk, "syncs", bk->stats.syncs);
-    s_pack_u64(&pk, "subscribes", bk->stats.subscribes);
-    s_pack_u64(&pk, "users", strmap_size(st->users));
-    s_pack_u64(&pk, "tasks", st->ntasks);
-    s_pack_u64(&pk, "state_bytes", st->state_bytes);
-    s_pack_u64(&pk, "history_bytes", st->hist_bytes);
-    s_pack_u64(&pk, "heartbeat_ms", TOPIC_HEARTBEAT_MS);
+    wire_pack_stats_begin(&pk, req, bk->journal ? 15 : 14);
+    wire_pack_kv_str(&pk, "epoch", st->epoch, strlen(st->epoch));
+    wire_pack_kv_str(&pk, "boot", bk->boot, strlen(bk->boot));
+    wire_pack_kv_u64(&pk, "uptime_s", (uint64_t)(clock_mono_ms() - bk->started_ms) / 1000);
+    wire_pack_kv_u64(&pk, "accepted", bk->stats.accepted);
+    wire_pack_kv_u64(&pk, "rejected", bk->stats.rejected);
+    wire_pack_kv_u64(&pk, "duplicates", bk->stats.duplicates);
+    wire_pack_kv_u64(&pk, "published", bk->stats.published);
+    wire_pack_kv_u64(&pk, "syncs", bk->stats.syncs);
+    wire_pack_kv_u64(&pk, "subscribes", bk->stats.subscribes);
+    wire_pack_kv_u64(&pk, "users", strmap_size(st->users));
+    wire_pack_kv_u64(&pk, "tasks", st->ntasks);
+    wire_pack_kv_u64(&pk, "state_bytes", st->state_bytes);
+    wire_pack_kv_u64(&pk, "history_bytes", st->hist_bytes);
+    wire_pack_kv_u64(&pk, "heartbeat_ms", TOPIC_HEARTBEAT_MS);
     if (bk->journal)
-        s_pack_u64(&pk, "journal_bytes", bk_journal_size(bk->journal));
-    for (size_t i = 0; i < payload; i++)
-        if (zmq_send(bk->sync, zmsg_data(m, i), zmsg_size(m, i), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            return;
-    (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
+        wire_pack_kv_u64(&pk, "journal_bytes", bk_journal_size(bk->journal));
+    if (wire_send_envelope(bk->sync, m, envelope) == 0)
+        (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
 }
 
 static void
 s_handle(broker_t *bk, zmsg_t *m)
 {
-    /* As for ingest: the payload is the first non-empty frame after the
-     * identity, or the last frame. */
-    size_t payload = 1;
-    while (payload + 1 < m->count && zmsg_size(m, payload) == 0)
-        payload++;
-    s_request_t rq;
-    if (m->truncated || payload + 1 != m->count ||
-        s_parse(zmsg_data(m, payload), zmsg_size(m, payload), &rq) != 0) {
-        memset(&rq, 0, sizeof rq);
+    size_t env = wire_envelope(m);
+    wire_sync_req_t rq = {0};
+    int has_req = 0;
+    if (m->truncated || env + 1 != m->count ||
+        wire_read_sync_req(zmsg_data(m, env), zmsg_size(m, env), &rq, &has_req) != 0) {
         log_warn(&bk->log, "unreadable sync request");
-        s_answer_error(bk, m, payload < m->count ? payload : m->count, &rq);
+        s_answer_error(bk, m, env, has_req && env + 1 == m->count, rq.req);
         return;
     }
     if (rq.stats) {
-        s_answer_stats(bk, m, payload, &rq);
+        s_answer_stats(bk, m, env, rq.req);
         return;
     }
-    bk_user_t *u = bk_state_user(&bk->state, rq.user_id.v.s.p, rq.user_id.v.s.len, clock_mono_ms());
+    bk_user_t *u = bk_state_user(&bk->state, rq.user_id.p, rq.user_id.len, clock_mono_ms());
     if (!u) {
-        log_warn(&bk->log, "sync for user %.*s refused: at the user limit", (int)rq.user_id.v.s.len,
-                 rq.user_id.v.s.p);
-        s_answer_error(bk, m, payload, &rq);
+        log_warn(&bk->log, "sync for user %.*s refused: at the user limit", (int)rq.user_id.len,
+                 rq.user_id.p);
+        s_answer_error(bk, m, env, 1, rq.req);
         return;
     }
-    int replay = rq.has_since && rq.has_epoch && rq.epoch.v.s.len == u->epoch_len &&
-                 memcmp(rq.epoch.v.s.p, u->epoch, u->epoch_len) == 0;
     /* A replay is possible only if the history holds everything after since:
      * check first (a dry run) so the header can say which mode follows. */
-    if (replay) {
-        replay = bk_state_replay(u, rq.since, NULL, NULL);
-    }
-
-    for (size_t i = 0; i < payload; i++)
-        if (zmq_send(bk->sync, zmsg_data(m, i), zmsg_size(m, i), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            return;
-    msgpack_packer pk;
+    int replay = rq.has_since && rq.epoch.len == u->epoch_len &&
+                 memcmp(rq.epoch.p, u->epoch, u->epoch_len) == 0 &&
+                 bk_state_replay(u, rq.since, NULL, NULL);
+    if (wire_send_envelope(bk->sync, m, env) != 0)
+        return;
+    wire_sync_head_t h = {.req = rq.req,
+                          .user_id = {u->id, u->id_len},
+                          .epoch = {u->epoch, u->epoch_len},
+                          .seq = u->seq,
+                          .replay = replay};
     buf_reset(&bk->scratch);
-    msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
-    msgpack_pack_map(&pk, 5);
-    s_pack_key(&pk, "req");
-    msgpack_pack_uint64(&pk, rq.req);
-    s_pack_key(&pk, "user_id");
-    msgpack_pack_str(&pk, u->id_len);
-    msgpack_pack_str_body(&pk, u->id, u->id_len);
-    s_pack_key(&pk, "epoch");
-    msgpack_pack_str(&pk, u->epoch_len);
-    msgpack_pack_str_body(&pk, u->epoch, u->epoch_len);
-    s_pack_key(&pk, "seq");
-    msgpack_pack_uint64(&pk, u->seq);
-    s_pack_key(&pk, "mode");
-    s_pack_key(&pk, replay ? "replay" : "snapshot");
+    wire_pack_sync_head(&bk->scratch, &h);
 
     s_reply_t rp = {.bk = bk};
     if (replay)

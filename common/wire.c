@@ -226,6 +226,29 @@ wire_pack_stats_begin(msgpack_packer *pk, uint64_t req, uint32_t n)
     msgpack_pack_map(pk, n);
 }
 
+int
+wire_read_stats(const void *data, size_t len, mp_reader_t *pairs, uint32_t *n)
+{
+    mp_reader_t r;
+    mp_value_t map, key, val;
+    mp_reader_init(&r, data, len);
+    if (mp_read(&r, &map) != 0 || map.type != MP_MAP)
+        return -1;
+    for (uint32_t i = 0; i < map.v.n; i++) {
+        mp_reader_t at = r;
+        if (mp_read_pair(&r, &key, &val, S_DEPTH) != 0)
+            return -1;
+        if (mp_str_eq(&key, "stats") && val.type == MP_MAP) {
+            (void)mp_read(&at, &key); /* "stats" */
+            (void)mp_read(&at, &val); /* the map's header: its pairs follow */
+            *pairs = at;
+            *n = val.v.n;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* ---------------------------------------------------------------- envelopes */
 
 size_t

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "event.h"
+#include "mpread.h"
 #include "zmsg.h"
 
 /*  Packs a NUL-terminated string / n bytes as a msgpack str. */
@@ -80,6 +81,9 @@ int wire_read_sync_head(const void *data, size_t len, wire_sync_head_t *h);
 
 /*  Starts {"req":N,"stats":{ with n pairs to follow. */
 void wire_pack_stats_begin(msgpack_packer *pk, uint64_t req, uint32_t n);
+/*  Finds the stats map of an answer: *pairs is set to its first pair
+ *  (read them with mp_read_pair()) and *n to their count. 0, or -1. */
+int wire_read_stats(const void *data, size_t len, mp_reader_t *pairs, uint32_t *n);
 
 /* ---------------------------------------------------------------- ROUTER envelopes */
 

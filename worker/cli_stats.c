@@ -14,6 +14,7 @@
 #include "event.h"
 #include "jwt.h"
 #include "mpread.h"
+#include "wire.h"
 #include "zmsg.h"
 
 static const cfg_opt_t s_cfg[] = {
@@ -35,46 +36,34 @@ static const cfg_opt_t s_cfg[] = {
 static int
 s_print_stats(const void *data, size_t len)
 {
-    mp_reader_t r;
-    mp_value_t map, key, val;
-    mp_reader_init(&r, data, len);
-    if (mp_read(&r, &map) != 0 || map.type != MP_MAP)
+    mp_reader_t s;
+    uint32_t n;
+    if (wire_read_stats(data, len, &s, &n) != 0)
         return -1;
-    for (uint32_t i = 0; i < map.v.n; i++) {
-        mp_reader_t at = r;
-        if (mp_read_pair(&r, &key, &val, 4) != 0)
-            return -1;
-        if (!mp_str_eq(&key, "stats") || val.type != MP_MAP)
-            continue;
-        mp_reader_t s = at;
-        (void)mp_read(&s, &key); /* "stats" */
-        (void)mp_read(&s, &val); /* the map header */
-        buf_t out;
-        buf_init(&out);
-        buf_append_char(&out, '{');
-        for (uint32_t k = 0; k < val.v.n; k++) {
-            mp_value_t name, v;
-            if (mp_read_pair(&s, &name, &v, 4) != 0)
-                break;
-            if (k)
-                buf_append_char(&out, ',');
-            event_json_string(&out, name.v.s.p, name.v.s.len);
-            buf_append_char(&out, ':');
-            if (v.type == MP_UINT)
-                buf_printf(&out, "%llu", (unsigned long long)v.v.u);
-            else if (v.type == MP_STR)
-                event_json_string(&out, v.v.s.p, v.v.s.len);
-            else
-                buf_append_str(&out, "null");
-        }
-        buf_append_str(&out, "}\n");
-        int ok = buf_ok(&out);
-        if (ok)
-            fwrite(out.data, 1, out.len, stdout);
-        buf_free(&out);
-        return ok ? 0 : -1;
+    buf_t out;
+    buf_init(&out);
+    buf_append_char(&out, '{');
+    for (uint32_t k = 0; k < n; k++) {
+        mp_value_t name, v;
+        if (mp_read_pair(&s, &name, &v, 4) != 0)
+            break;
+        if (k)
+            buf_append_char(&out, ',');
+        event_json_string(&out, name.v.s.p, name.v.s.len);
+        buf_append_char(&out, ':');
+        if (v.type == MP_UINT)
+            buf_printf(&out, "%llu", (unsigned long long)v.v.u);
+        else if (v.type == MP_STR)
+            event_json_string(&out, v.v.s.p, v.v.s.len);
+        else
+            buf_append_str(&out, "null");
     }
-    return -1;
+    buf_append_str(&out, "}\n");
+    int ok = buf_ok(&out);
+    if (ok)
+        fwrite(out.data, 1, out.len, stdout);
+    buf_free(&out);
+    return ok ? 0 : -1;
 }
 
 static int
@@ -88,9 +77,13 @@ s_broker_stats(const char *endpoint, int timeout_ms)
                 zmq_strerror(errno));
         goto done;
     }
-    static const char request[] = "\x82\xa3req\x01\xa2op\xa5stats"; /* {"req":1,"op":"stats"} */
+    buf_t request;
+    buf_init(&request);
+    wire_pack_sync_req(&request, &(wire_sync_req_t){.req = 1, .stats = 1});
     zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
-    if (zmq_send(sock, request, sizeof request - 1, 0) < 0 || zmq_poll(&item, 1, timeout_ms) <= 0) {
+    int sent = buf_ok(&request) && zmq_send(sock, request.data, request.len, 0) >= 0;
+    buf_free(&request);
+    if (!sent || zmq_poll(&item, 1, timeout_ms) <= 0) {
         fprintf(stderr, "%s stats: no answer from the broker at %s\n", CLI_NAME, endpoint);
         rc = CLI_EXIT_TIMEOUT;
         goto done;
