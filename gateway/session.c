@@ -141,39 +141,37 @@ gw_session_established(gateway_t *gw, struct lws *wsi, gw_session_t *s, char *ui
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0)
         path[0] = '\0';
     int routed = gw_http_ws_user(path, uid) == 0;
-    log_info(&gw->log, "accepted conn=%u user=%s from %s", s->id, routed ? uid : "?", peer);
+    log_debug(&gw->log, "accepted conn=%u user=%s from %s", s->id, routed ? uid : "?", peer);
 
-    if (gw->stopping) {
-        gw_session_fail(gw, s, GW_E_SHUTDOWN, NULL);
-        return -1;
-    }
-    if (!routed) { /* confirm_upgrade let only the route through */
-        gw_session_fail(gw, s, GW_E_NO_ROUTE, NULL);
+    if (gw->stopping || !routed) { /* confirm_upgrade let only the route through */
+        log_info(&gw->log, "rejected conn=%u from %s: %s", s->id, peer,
+                 gw->stopping ? "shutting down (1001)" : "no such route (1008)");
+        gw_session_fail(gw, s, gw->stopping ? GW_E_SHUTDOWN : GW_E_NO_ROUTE, NULL);
         return -1;
     }
     jwt_claims_t claims;
     jwt_status_t st = gw_http_verify_token(gw, wsi, &claims);
     if (st != JWT_OK) {
         gw->stats.auth_failures++;
-        log_info(&gw->log, "rejected conn=%u user=%s: %s (4401)", s->id, uid,
+        log_info(&gw->log, "rejected conn=%u user=%s from %s: %s (4401)", s->id, uid, peer,
                  jwt_status_message(st));
         gw_session_fail(gw, s, GW_E_UNAUTHORIZED, jwt_status_message(st));
         return -1;
     }
     if (strcmp(claims.sub, uid) != 0) {
         gw->stats.auth_failures++;
-        log_info(&gw->log, "rejected conn=%u user=%s: token is for another user (4403)", s->id,
-                 uid);
+        log_info(&gw->log, "rejected conn=%u user=%s from %s: token is for another user (4403)",
+                 s->id, uid, peer);
         gw_session_fail(gw, s, GW_E_FORBIDDEN, NULL);
         return -1;
     }
     const char *why = NULL;
     if (s_resume_args(wsi, s, &why) != 0) {
-        log_info(&gw->log, "rejected conn=%u user=%s: %s (4400)", s->id, uid, why);
+        log_info(&gw->log, "rejected conn=%u user=%s from %s: %s (4400)", s->id, uid, peer, why);
         gw_session_fail(gw, s, GW_E_BAD_RESUME, why);
         return -1;
     }
-    log_info(&gw->log, "authenticated conn=%u user=%s%s", s->id, uid,
+    log_info(&gw->log, "authenticated conn=%u user=%s from %s%s", s->id, uid, peer,
              s->has_since ? " (resuming)" : "");
     return 0;
 }

@@ -477,7 +477,7 @@ def test_watch_page_shows_the_refusal_and_does_not_retry(tc, browsers, web):
     assert len(sockets) == 1, f"the page opened {len(sockets)} sockets: {sockets!r}"
     # and the gateway saw exactly one connection, refused with 4401
     log = gw.log()
-    accepted = re.findall(r"accepted conn=\d+", log)
+    accepted = re.findall(r"(?:authenticated|rejected) conn=\d+", log)
     assert len(accepted) == 1, f"{len(accepted)} connections in the gateway log:\n{log}"
     assert len(re.findall(r"rejected conn=\d+ .*\(4401\)", log)) == 1, log
     status, _, body = gw.get("/metrics")
