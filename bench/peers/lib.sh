@@ -55,7 +55,7 @@ peers_begin() {
   RUNDIR=$(peers_rundir_of "$1" "$2")
   PEERS_PIDFILE=$3
   mkdir -p "$RUNDIR" || peers_die "cannot create $RUNDIR"
-  rm -f "$RUNDIR/pids" "$RUNDIR"/ready.*
+  rm -f "$RUNDIR/pids" "$RUNDIR"/ready.* "$RUNDIR"/*.log
   [ -n "$PEERS_PIDFILE" ] && rm -f "$PEERS_PIDFILE"
   echo $$ >"$RUNDIR/start.pid"
   PEERS_TOP=""
@@ -184,10 +184,12 @@ peers_stop_pids() {
 # reap them, remove the PID files, exit with STATUS.
 peers_shutdown() {
   trap - EXIT TERM INT HUP
+  # The servers first (workers before masters), then Redis, which they use.
   listed=""
-  [ -r "$RUNDIR/pids" ] && listed=$(cut -d' ' -f1 "$RUNDIR/pids" | tac)
+  [ -r "$RUNDIR/pids" ] && listed=$(grep -v ' redis$' "$RUNDIR/pids" | cut -d' ' -f1 | tac)
   # shellcheck disable=SC2086
-  peers_stop_pids $listed $PEERS_TOP
+  peers_stop_pids $listed $(echo "$PEERS_TOP" | tr ' ' '\n' | grep -vx "${REDIS_PID:-x}")
+  [ -n "${REDIS_PID:-}" ] && peers_stop_pids "$REDIS_PID"
   wait 2>/dev/null || true
   rm -f "$RUNDIR/pids" "$RUNDIR/start.pid"
   [ -n "$PEERS_PIDFILE" ] && rm -f "$PEERS_PIDFILE"

@@ -36,11 +36,17 @@ NOFILE=$(ulimit -Hn)
 [ "$NOFILE" = unlimited ] && NOFILE=1048576
 [ "$NOFILE" -gt 1048576 ] && NOFILE=1048576
 CONNECTIONS=$((NOFILE - 100))
-# As root, the workers run as www-data, as Debian's packaged nginx does.
+# As root, the workers run as www-data, as Debian's packaged nginx does, when it
+# can reach RUNDIR (temporary files, the auth socket); else as root.
 USERLINE=""
 if [ "$(id -u)" -eq 0 ]; then
-  USERLINE="user www-data;"
   chown -R www-data "$RUNDIR/tmp"
+  if su -s /bin/sh -c "test -w '$RUNDIR/tmp'" www-data 2>/dev/null; then
+    USERLINE="user www-data;"
+  else
+    echo "peers: www-data cannot reach $RUNDIR: nginx workers run as root" >&2
+    USERLINE="user root;"
+  fi
 fi
 sed -e "s|@MODULES@|$MODULES|g" -e "s|@USER@|$USERLINE|" -e "s|@WORKERS@|$WORKERS|" \
   -e "s|@NOFILE@|$NOFILE|" -e "s|@CONNECTIONS@|$CONNECTIONS|" -e "s|@RUNDIR@|$RUNDIR|g" \
