@@ -9,7 +9,8 @@ For each peer: start.sh on free ports with a fresh secret and a pidfile, then
   - a good token is accepted (hello frame; nchan: the 101) and a frame published
     right after that arrives byte for byte;
   - a badly signed, an expired and a missing token are refused, and a good token
-    of another user is refused (the close code or HTTP status is printed);
+    of another user is refused (the close code or HTTP status is printed), and
+    no request header can stand in for the token in the URI;
   - two tabs of one user both get each frame, in order;
   - a user gets none of another user's frames;
   - a user whose last tab closed gets frames again when it comes back;
@@ -159,11 +160,11 @@ class Peer:
         return rc
 
 
-async def connect(peer: Peer, user: str, tok: str):
+async def connect(peer: Peer, user: str, tok: str, headers=None):
     """Opens a tab; returns (ws, None) once ready, or (None, how it was refused)."""
     try:
         ws = await websockets.connect(peer.url(user, tok), compression=None,
-                                      open_timeout=5)
+                                      open_timeout=5, extra_headers=headers)
     except websockets.exceptions.InvalidStatusCode as e:
         return None, f"HTTP {e.status_code}"
     if peer.name == "nchan":
@@ -220,6 +221,14 @@ async def checks(peer: Peer, report) -> None:
             if bad is not None:
                 await bad.close()
             report(label, bad is None and why.endswith(expect), why or "accepted")
+        # A header must not stand in for the URI (nchan's auth subrequest sees the
+        # client's headers).
+        forged = {"X-Original-URI": f"/api/v1/ws/tasks/u2?token={token(s, 'u2')}"}
+        bad, why = await connect(peer, "u1", "", forged)
+        if bad is not None:
+            await bad.close()
+        report("a forged X-Original-URI header changes nothing",
+               bad is None and why.endswith(("4401", "401")), why or "accepted")
 
         ws2, why = await connect(peer, "u1", token(s, "u1"))
         report("second tab of the same user accepted", ws2 is not None, why or "ready")

@@ -1,15 +1,29 @@
-// JWT (HS256) check for Nchan's nchan_authorize_request, run inside nginx by njs.
+// JWT (HS256) check of the nginx + Nchan peer, run inside nginx by njs.
 //
-// Nchan sends an internal subrequest to /_auth before it upgrades a subscriber's
-// WebSocket; 2xx lets the subscriber in, anything else is answered to the client
-// instead of the 101. This handler answers 204 for a token that is signed with the
-// shared secret (HS256 only), unexpired, already valid (nbf) and whose "sub" is the
-// user id of the path (the channel id); 401 for a missing or bad token; 403 for a
-// good token of another user (Nchan passes 401 and 403 on to the client as is).
+// nginx asks it, in a subrequest, before Nchan upgrades a subscriber's WebSocket:
+// by auth_request /_auth_njs (the default), or by nchan_authorize_request through
+// the unix-socket server of nginx.conf.in (TASKCAST_PEER_NCHAN_AUTH=nchan). A 2xx
+// lets the subscriber in; anything else is answered to the client instead of the
+// 101. It answers 204 for a token signed with the shared secret (HS256 only),
+// unexpired, already valid (nbf) and whose "sub" is the user id of the path; 401
+// for a missing or bad token; 403 for a good token of another user.
 const crypto = require('crypto');
 
 function s_json_part(part) {
     return JSON.parse(Buffer.from(part, 'base64url').toString());
+}
+
+// Compares in a time that does not depend on where the strings differ
+// (njs 0.7 has no crypto.timingSafeEqual).
+function s_same(a, b) {
+    if (a.length !== b.length) {
+        return false;
+    }
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) {
+        diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+    }
+    return diff === 0;
 }
 
 // Returns the claims of a good token, or null.
@@ -21,7 +35,7 @@ function s_claims(token, secret) {
     const mac = crypto.createHmac('sha256', secret)
         .update(parts[0] + '.' + parts[1])
         .digest('base64url');
-    if (mac !== parts[2]) {
+    if (!s_same(mac, parts[2])) {
         return null;
     }
     let header;
@@ -49,11 +63,9 @@ function s_claims(token, secret) {
     return claims;
 }
 
-function verify(r) {
+// Answers for the subscriber whose URI is /api/v1/ws/tasks/{user_id}?token=...
+function s_answer(r, uri) {
     const secret = process.env.TASKCAST_PEER_JWT_SECRET;
-    // The subrequest has no query string of its own: $request_uri is the
-    // subscriber's, /api/v1/ws/tasks/{user_id}?token=...
-    const uri = r.headersIn['X-Original-URI'] || r.variables.request_uri || '';
     const path = uri.match(/^\/api\/v1\/ws\/tasks\/([^/?]+)/);
     const m = uri.match(/[?&]token=([^&]*)/);
     if (!secret || !path || !m) {
@@ -68,4 +80,16 @@ function verify(r) {
     r.return(claims.sub === decodeURIComponent(path[1]) ? 204 : 403);
 }
 
-export default { verify };
+// auth_request subrequest: $request_uri is the subscriber's own. (Its headers are
+// the client's, so nothing is taken from them.)
+function verify(r) {
+    s_answer(r, r.variables.request_uri || '');
+}
+
+// Request proxied from /_auth_proxy, which sets X-Original-URI over anything the
+// client sent.
+function verify_proxied(r) {
+    s_answer(r, r.headersIn['X-Original-URI'] || '');
+}
+
+export default { verify, verify_proxied };
