@@ -187,7 +187,7 @@ peers_shutdown() {
   # The servers first (workers before masters), then Redis, which they use.
   listed=""
   [ -r "$RUNDIR/pids" ] && listed=$(grep -v ' redis$' "$RUNDIR/pids" | cut -d' ' -f1 | tac)
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2086,SC2046 # PID lists, split on purpose
   peers_stop_pids $listed $(echo "$PEERS_TOP" | tr ' ' '\n' | grep -vx "${REDIS_PID:-x}")
   [ -n "${REDIS_PID:-}" ] && peers_stop_pids "$REDIS_PID"
   wait 2>/dev/null || true

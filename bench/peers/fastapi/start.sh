@@ -8,6 +8,7 @@
 # Debian packages only, run by /usr/bin/python3 (see ../README.md for the settings).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/peers/lib.sh
 . "$HERE/../lib.sh"
 [ $# -ge 3 ] || peers_die "usage: start.sh PORT REDIS_PORT SECRET [PIDFILE]"
 peers_check_args "$1" "$2" "$3"
@@ -35,6 +36,7 @@ peers_spawn uvicorn /usr/bin/python3 -m uvicorn app:app --app-dir "$HERE" \
   --lifespan on --no-access-log --log-level warning --backlog 4096
 SUPERVISOR=$SPAWNED
 
+# shellcheck disable=SC2317 # called through peers_wait
 s_workers_up() {
   peers_alive "$SUPERVISOR" || peers_die "uvicorn exited (see $RUNDIR/uvicorn.log)"
   peers_count_ready "$WORKERS"

@@ -10,6 +10,7 @@
 # inside the worker; =nchan with nchan_authorize_request (see ../README.md).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/peers/lib.sh
 . "$HERE/../lib.sh"
 [ $# -ge 3 ] || peers_die "usage: start.sh PORT REDIS_PORT SECRET [PIDFILE]"
 peers_check_args "$1" "$2" "$3"
@@ -32,6 +33,7 @@ mkdir -p "$RUNDIR/tmp"
 : >"$RUNDIR/error.log"
 
 # A worker's open-file limit bounds its connections (a WebSocket is one).
+# shellcheck disable=SC3045 # dash and bash both have ulimit -H
 NOFILE=$(ulimit -Hn)
 [ "$NOFILE" = unlimited ] && NOFILE=1048576
 [ "$NOFILE" -gt 1048576 ] && NOFILE=1048576
@@ -59,6 +61,7 @@ nginx -e "$RUNDIR/error.log" -p "$RUNDIR" -c "$RUNDIR/nginx.conf" -t -q ||
 peers_spawn nginx nginx -e "$RUNDIR/error.log" -p "$RUNDIR" -c "$RUNDIR/nginx.conf"
 MASTER=$SPAWNED
 
+# shellcheck disable=SC2317 # called through peers_wait
 s_workers_up() {
   peers_alive "$MASTER" || peers_die "nginx exited (see $RUNDIR/error.log)"
   [ "$(peers_children "$MASTER" | wc -l)" -ge "$WORKERS" ] && peers_port_open "$PORT"

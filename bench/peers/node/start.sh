@@ -8,6 +8,7 @@
 # The npm packages are pinned in package-lock.json (they run on Debian 12's Node 18).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/peers/lib.sh
 . "$HERE/../lib.sh"
 [ $# -ge 3 ] || peers_die "usage: start.sh PORT REDIS_PORT SECRET [PIDFILE]"
 peers_check_args "$1" "$2" "$3"
@@ -40,6 +41,7 @@ export NODE_ENV=production
 peers_spawn node node "$HERE/server.js"
 PRIMARY=$SPAWNED
 
+# shellcheck disable=SC2317 # called through peers_wait
 s_workers_up() {
   peers_alive "$PRIMARY" || peers_die "node exited (see $RUNDIR/node.log)"
   peers_count_ready "$WORKERS"
