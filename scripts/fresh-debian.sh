@@ -87,7 +87,13 @@ nproc=$(ulimit -Hu)
 pidmax=$(cat /proc/sys/kernel/pid_max)
 [ "$nofile" != unlimited ] || nofile=1048576
 if [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pidmax" ]; then nproc=$pidmax; fi
-set -- --runtime runc --rm --network bridge \
+# A name, to remove the container when this script is interrupted: with
+# --sig-proxy=false, Ctrl-C ends `podman run` at once (the command's shell
+# would ignore it as the container's PID 1), then the EXIT trap removes it.
+name="taskcast-fresh-debian-${run##*/}-$$"
+trap 'podman rm -f -t 0 "$name" >/dev/null 2>&1 || true' EXIT
+trap 'echo "fresh-debian: interrupted; the clone is in $run" >&2; exit 130' INT TERM
+set -- --name "$name" --sig-proxy=false --runtime runc --rm \
   --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" \
   -v "$run/src:/src" -w /src "$IMAGE" "$@"
 if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "${NODE_EXTRA_CA_CERTS}" ]; then
