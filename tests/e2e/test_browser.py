@@ -22,7 +22,8 @@ reach the gateway. The pages come from a small static HTTP server on a loopback
 port of its own, run in a thread of this test process: the page and the
 gateway have different origins, as a real web app and its gateway do.
 
-Needs /usr/bin/chromium (or $CHROMIUM), node >= 20 and
+Needs /usr/bin/chromium (or $CHROMIUM), a node that the installed
+playwright-core accepts (its "engines"; Debian 12's node 18 for 1.61) and
 tests/browser/node_modules/playwright-core (`scripts/deps.sh --browser`, then
 `npm ci` in tests/browser). Without them the module is skipped, unless
 TASKCAST_REQUIRE_BROWSER=1 (scripts/test.sh sets it): then every test fails.
@@ -57,23 +58,37 @@ EVENT_TIMEOUT = 8.0  # any later report
 SCRIPT_LIMIT_MS = 30000  # the node scripts stop themselves after this
 
 
+def _node_needed():
+    """(version, lowest node major) of the installed playwright-core, from
+    its package.json ("engines": {"node": ">=18"}); None if not installed."""
+    try:
+        pkg = json.loads((BROWSER_DIR / "node_modules" / "playwright-core"
+                          / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    m = re.match(r"\s*>=\s*(\d+)", str(pkg.get("engines", {}).get("node", "")))
+    return pkg.get("version", "?"), int(m.group(1)) if m else 0
+
+
 def _missing():
     why = []
     if not os.access(CHROMIUM, os.X_OK):
         why.append(f"{CHROMIUM} is missing")
+    needed = _node_needed()
+    if needed is None:
+        why.append(f"{BROWSER_DIR}/node_modules/playwright-core is missing (npm ci)")
     node = shutil.which("node")
     if not node:
         why.append("node is not on PATH")
-    else:
+    elif needed is not None:
         try:
             v = subprocess.run([node, "--version"], capture_output=True, text=True,
                                timeout=10).stdout.strip()
-            if int(v.lstrip("v").split(".")[0]) < 20:
-                why.append(f"node {v} is older than 20 (playwright-core 1.64 needs >= 20)")
+            if int(v.lstrip("v").split(".")[0]) < needed[1]:
+                why.append(f"node {v} is older than {needed[1]} "
+                           f"(playwright-core {needed[0]} needs >= {needed[1]})")
         except (OSError, ValueError, subprocess.SubprocessError) as e:
             why.append(f"node --version failed: {e!r}")
-    if not (BROWSER_DIR / "node_modules" / "playwright-core" / "package.json").exists():
-        why.append(f"{BROWSER_DIR}/node_modules/playwright-core is missing (npm ci)")
     return why
 
 

@@ -31,13 +31,28 @@ s_b64(const void *bin, size_t len, char *out, size_t outlen, int variant)
 
 enum { SIG_NONE, SIG_HS256, SIG_ED25519 };
 
-/*  "hpart.ppart.sig" with the parts taken as they are (already encoded). */
+/*  "hpart.ppart.sig" with the parts taken as they are (already encoded).
+ *  A token that does not fit out is a failed check and an empty token, never
+ *  a silently truncated one. */
 static void
 s_sign_raw(char *out, size_t outlen, const char *hpart, const char *ppart, int how,
            const unsigned char *key, size_t keylen)
 {
-    snprintf(out, outlen, "%s.%s", hpart, ppart);
-    size_t n = strlen(out);
+    size_t hl = strlen(hpart), pl = strlen(ppart);
+    size_t siglen64 = sodium_base64_ENCODED_LEN(crypto_sign_BYTES,
+                                                sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    size_t need = hl + 1 + pl + 1 + siglen64; /* siglen64 counts the NUL */
+    CHECK(need <= outlen);
+    if (need > outlen) {
+        if (outlen > 0)
+            out[0] = '\0';
+        return;
+    }
+    memcpy(out, hpart, hl);
+    out[hl] = '.';
+    memcpy(out + hl + 1, ppart, pl);
+    size_t n = hl + 1 + pl;
+    out[n] = '\0';
     unsigned char sig[crypto_sign_BYTES];
     size_t siglen = 0;
     if (how == SIG_HS256) {
