@@ -204,14 +204,22 @@ def smoke(ctx):
           len(ctx.p["sweep_rates"]))
     for name in ("S2", "S6", "S7"):
         e2e(name, res[name]["taskcast"])
-    for z in res["S3"]["taskcast"].get("sizes", []):
+    for name in ("S3", "S4", "S5"):
+        r = res[name]["taskcast"]
+        if "error" in r or "skipped" in r:
+            check(f"{name} ran ({r.get('error') or r.get('skipped')})", False)
+    sizes = res["S3"]["taskcast"].get("sizes", [])
+    check("S3: every size ran", len(sizes) == len(ctx.p["s3_sizes"]))
+    for z in sizes:
         check(f"S3: {z['ready']}/{z['conns']} idle connections ready, "
               f"{z['kib_per_conn']} KiB each", z["ready"] == z["conns"] and
               z["kib_per_conn"] is not None)
     s4 = res["S4"]["taskcast"]
-    check(f"S4: {s4.get('ready')}/{s4.get('conns')} connects ready",
-          s4.get("ready") == s4.get("conns"))
-    for c in res["S5"]["taskcast"]["configs"]:
+    check(f"S4: {s4.get('ready')}/{ctx.p['s4_conns']} connects ready",
+          s4.get("ready") == ctx.p["s4_conns"])
+    configs = res["S5"]["taskcast"].get("configs", [])
+    check("S5: every journal configuration ran", len(configs) == 1 + len(ctx.p["fsync_policies"]))
+    for c in configs:
         for phase in ("unthrottled", "half"):
             ph = c.get(phase, {})
             check(f"S5 journal {c['journal']}, {phase}: {ph.get('acked')} of {ph.get('sent')} "
@@ -249,6 +257,13 @@ def smoke(ctx):
             r.stop()
     else:
         ctx.say("  skipped: tc-pub --target redis (no redis-server here)")
+    # A sanitizer build reports in the logs even where counts come out right.
+    for f in sorted(os.listdir(ctx.logdir)):
+        with open(os.path.join(ctx.logdir, f), errors="replace") as fh:
+            text = fh.read()
+        for mark in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            if mark in text:
+                check(f"no sanitizer report in logs/{f} ({mark})", False)
     for n in ctx.notes:
         if "exited with" in n:
             ctx.say(f"  (server exit statuses are reported, not asserted: {n})")

@@ -356,7 +356,8 @@ s_keep(s_conn_t *c, const uint8_t *p, size_t len)
         c->pend = np;
         c->pend_cap = (uint32_t)cap;
     }
-    memcpy(c->pend, p, len);
+    if (len)
+        memcpy(c->pend, p, len);
     c->pend_len = (uint32_t)len;
     return 0;
 }

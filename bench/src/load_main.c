@@ -105,7 +105,7 @@ s_configure(s_main_t *m)
         fprintf(stderr, "%s: --target must be IPV4:PORT\n", LOAD_PROG);
         return -1;
     }
-    snprintf(cfg->host, sizeof cfg->host, "%s", host);
+    memcpy(cfg->host, host, strlen(host) + 1); /* fits: checked above */
     cfg->dst.sin_family = AF_INET;
     cfg->dst.sin_port = htons((uint16_t)cfg->port);
     cfg->path = cfg_value(o, S_NOPTS, "path");

@@ -84,6 +84,7 @@ s_publish(pub_worker_t *w, const pub_driver_t *drv, procs_hdr_t *hdr, uint64_t c
     int64_t end = cfg->duration_s > 0 ? res->t0 + (int64_t)(cfg->duration_s * 1e9) : INT64_MAX;
     uint32_t next_user = 0;
     uint64_t i = 0;
+    int failed = 0;
     while (!atomic_load(&hdr->stop) && (!count || i < count)) {
         int64_t now = procs_now_ns();
         if (now >= end)
@@ -112,8 +113,10 @@ s_publish(pub_worker_t *w, const pub_driver_t *drv, procs_hdr_t *hdr, uint64_t c
             ev.useq = useq[next_user] + 1;
             ev.task = (uint32_t)((ev.useq - 1) % cfg->tasks_per_user);
             int rc = drv->send(w, &ev);
-            if (rc < 0)
-                return 1;
+            if (rc < 0) {
+                failed = 1;
+                break;
+            }
             if (rc == 0) {
                 blocked = 1; /* the transport is full: wait until it drains */
                 break;
@@ -127,16 +130,18 @@ s_publish(pub_worker_t *w, const pub_driver_t *drv, procs_hdr_t *hdr, uint64_t c
             w->inflight++;
             i++;
         }
-        if (count && i >= count)
-            break; /* all sent: the answers are awaited below */
+        if ((count && i >= count) || failed)
+            break; /* all sent (the answers are awaited below), or a failure */
         int64_t left_ms = end == INT64_MAX ? 100 : (end - now) / 1000000 + 1;
         int timeout = more ? 0 : left_ms < 100 ? (int)left_ms : 100;
         /* With --lazy-acks on the fixed schedule, wake up for the timer only
          * (answers are read then) unless the window is full or the
          * transport blocked. */
         int answers = !cfg->lazy_acks || rate == 0 || w->inflight >= cfg->window || blocked;
-        if (drv->wait(w, timeout, answers) < 0)
-            return 1;
+        if (failed || drv->wait(w, timeout, answers) < 0) {
+            failed = 1;
+            break;
+        }
         uint64_t expirations;
         (void)!read(w->tfd, &expirations, sizeof expirations);
     }
@@ -146,12 +151,11 @@ s_publish(pub_worker_t *w, const pub_driver_t *drv, procs_hdr_t *hdr, uint64_t c
     if (rate > 0 && res->t_last_send && res->t_last_send + (int64_t)(1e9 / rate) > now)
         res->t_send_end = res->t_last_send + (int64_t)(1e9 / rate);
     int64_t drain_end = now + (int64_t)(cfg->drain_s * 1e9);
-    while (w->inflight > 0 && procs_now_ns() < drain_end && !atomic_load(&hdr->stop))
-        if (drv->wait(w, 50, 1) < 0)
-            return 1;
+    while (!failed && w->inflight > 0 && procs_now_ns() < drain_end && !atomic_load(&hdr->stop))
+        failed = drv->wait(w, 50, 1) < 0;
     if (w->inflight > 0)
         tally_add(&res->errors, "unanswered", w->inflight);
-    return 0;
+    return failed;
 }
 
 static int
@@ -276,7 +280,7 @@ s_configure(s_main_t *m)
                 cfg->target == PUB_TASKCAST ? "tcp://" : "", target);
         return -1;
     }
-    snprintf(cfg->host, sizeof cfg->host, "%s", host);
+    memcpy(cfg->host, host, strlen(host) + 1); /* fits: checked above */
     cfg->dst.sin_family = AF_INET;
     cfg->dst.sin_port = htons((uint16_t)cfg->port);
     return 0;

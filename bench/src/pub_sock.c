@@ -29,7 +29,7 @@
 #include "pub.h"
 
 #define S_OUT_MAX    (1u << 20) /* queued bytes per connection before send says "not now" */
-#define S_RECONNECTS 20         /* per connection; then its events count as errors */
+#define S_RECONNECTS 20         /* in a row without an answer; then its events count as errors */
 
 typedef struct s_conn {
     int fd; /* -1: given up */
@@ -38,7 +38,7 @@ typedef struct s_conn {
     size_t out_off;
     pub_ev_t *fifo; /* resp, http: sent, not answered, oldest first */
     uint32_t head, count, cap; /* zmtp: count only */
-    int reconnects;
+    int failures; /* reconnections in a row without an answer in between */
 } s_conn_t;
 
 typedef struct s_sock {
@@ -272,7 +272,8 @@ s_give_up(pub_worker_t *w, s_conn_t *c)
 }
 
 /*  The connection broke: open it again and send its unanswered events
- *  again (Redis, HTTP), or give up on it (ZMTP; or after S_RECONNECTS). */
+ *  again (Redis, HTTP), or give up on it (ZMTP; or after S_RECONNECTS
+ *  attempts in a row that brought no answer). */
 static void
 s_reconnect(pub_worker_t *w, s_sock_t *s, s_conn_t *c)
 {
@@ -282,7 +283,7 @@ s_reconnect(pub_worker_t *w, s_sock_t *s, s_conn_t *c)
     buf_reset(&c->in);
     buf_reset(&c->out);
     c->out_off = 0;
-    while (s->proto != PUB_PROTO_ZMTP && c->reconnects++ < S_RECONNECTS) {
+    while (s->proto != PUB_PROTO_ZMTP && c->failures++ < S_RECONNECTS) {
         w->res->reconnects++;
         if (s_connect(w, s, c) == 0) {
             for (uint32_t k = 0; k < c->count; k++)
@@ -365,6 +366,7 @@ s_readable(pub_worker_t *w, s_sock_t *s, s_conn_t *c)
         if (n == 0)
             break;
         pos += (size_t)n;
+        c->failures = 0;
         if (s->proto != PUB_PROTO_ZMTP) {
             pub_answered(w, c->fifo[c->head].bt, error, none);
             c->head = (c->head + 1) % c->cap;
