@@ -96,13 +96,14 @@ def tables(name, res):
         rows = [[s, str(res[s]["conns"]), str(res[s]["ready"]), str(res[s]["failed"]),
                  f"{res[s]['ready_per_s']:.0f}", _ms(res[s]["connect_ms"], "p50"),
                  _ms(res[s]["connect_ms"], "p99"), f"{res[s]['server_cpu_pct']:.0f}",
+                 f"{res[s]['load_cpu_pct']:.0f}",
                  _ratio(base["ready_per_s"], res[s]["ready_per_s"]) if base and s != "taskcast"
                  else ""]
                 if _ok(res[s]) else [s, _why(res[s])] for s in systems]
         out.append(("S4: authenticated connects", ["system", "conns", "ready", "failed",
                                                     "ready connects/s", "connect p50 ms",
                                                     "connect p99 ms", "server CPU %",
-                                                    "taskcast / system"], rows))
+                                                    "tc-load CPU %", "taskcast / system"], rows))
     elif name == "S5":
         rows = []
         for c in res.get("taskcast", {}).get("configs", []):

@@ -43,6 +43,7 @@ typedef struct pub_cfg {
     uint32_t users, tasks_per_user, conns, procs, payload, window;
     double rate, duration_s, drain_s;
     int lazy_acks;          /* fixed rate: read answers when waking up to send */
+    int64_t batch_ns;       /* fixed rate: least time between wake-ups (--batch-us) */
     uint64_t count;
 } pub_cfg_t;
 
