@@ -176,4 +176,8 @@ class Tools:
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
                     p.wait(5)
+            except BaseException:  # the runner is interrupted: leave nothing behind
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+                raise
         return _report(out_path, err_path, p.returncode, "tc-pub")

@@ -221,7 +221,7 @@ s_configure(s_main_t *m)
     if (opt_u64(o, S_NOPTS, PUB_PROG, "users", 1, 10000000, &users) ||
         opt_u64(o, S_NOPTS, PUB_PROG, "tasks-per-user", 1, 1000000, &tasks) ||
         opt_u64(o, S_NOPTS, PUB_PROG, "window", 1, 10000000, &window) ||
-        opt_u64(o, S_NOPTS, PUB_PROG, "payload", 0, 60000, &payload) ||
+        opt_u64(o, S_NOPTS, PUB_PROG, "payload", 0, 1 << 20, &payload) ||
         opt_u64(o, S_NOPTS, PUB_PROG, "conns", 1, PUB_CONNS_MAX, &conns) ||
         opt_u64(o, S_NOPTS, PUB_PROG, "procs", 1, PROCS_MAX, &procs) ||
         opt_u64(o, S_NOPTS, PUB_PROG, "count", 0, UINT64_MAX, &cfg->count) ||
