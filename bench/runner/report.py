@@ -38,6 +38,17 @@ E2E_HEAD = ["delivered %", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "
             "tools not the bottleneck"]
 
 
+def _compaction_text(*runs):
+    if not any(runs):
+        return ""
+    def one(c):
+        if not c:
+            return ""
+        return f"{c['count']} ({c['longest_ms']})" if c["longest_ms"] is not None \
+            else str(c["count"])
+    return " / ".join(one(c) for c in runs)
+
+
 def tables(name, res):
     """(title, header, rows) tables of one scenario's results."""
     out = []
@@ -115,11 +126,12 @@ def tables(name, res):
                          f"{u['broker_cpu_pct']:.0f}", f"{u['pub_cpu_pct_max_proc']:.0f}",
                          f"{h['offered_rate']:.0f}", _ms(h["ack_latency_ms"], "p50"),
                          _ms(h["ack_latency_ms"], "p99"), _ms(h["ack_latency_ms"], "p999"),
-                         _ms(h["ack_latency_ms"], "max"), str(u["journal_mib"] or "")])
+                         _ms(h["ack_latency_ms"], "max"), str(u["journal_mib"] or ""),
+                         _compaction_text(u.get("compactions"), h.get("compactions"))])
         out.append(("S5: broker ingest alone", ["journal", "acks/s (unthrottled)",
                     "ack p99 ms (unthrottled)", "broker CPU %", "tc-pub CPU % (busiest)",
                     "half rate /s", "ack p50 ms", "ack p99 ms", "ack p99.9 ms", "ack max ms",
-                    "journal MiB after"], rows))
+                    "journal MiB after", "compactions (longest ms), unthrottled / half"], rows))
     return out
 
 

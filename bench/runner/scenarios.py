@@ -11,6 +11,7 @@ the publisher, and reports.
 """
 import math
 import os
+import re
 import shutil
 import time
 
@@ -158,13 +159,20 @@ def s1b_sweep(ctx, names):
 
     def one(name):
         steps, best, fails = [], None, 0
+        lp, pp = p["load_procs"], p["pub_procs"]
         s = systems.start(ctx, name, f"s1b.{name}")
         try:
             for rate in p["sweep_rates"]:
                 label = f"s1b.{name}.{rate}"
                 r = e2e_step(ctx, s, label, p["users"], 1, rate, p["sweep_duration"],
-                             load_procs=p["load_procs"], pub_procs=p["pub_procs"])
+                             load_procs=lp, pub_procs=pp)
                 r["pass"] = passes(r)
+                r["load_procs"], r["pub_procs"] = lp, pp
+                # A tool process near a core: more processes from the next step on.
+                if r["load_cpu_pct_max_proc"] > 70 and lp < 8:
+                    lp *= 2
+                if r["pub_cpu_pct_max_proc"] > 70 and pp < 8:
+                    pp *= 2
                 steps.append(r)
                 ctx.say(f"  {name} @ {rate}/s: delivered {r['delivered_pct']}%, p99 "
                         f"{r['latency_ms'].get('p99', 'n/a')} ms -> "
@@ -318,7 +326,9 @@ def _s5_one(ctx, label, title, args, journal):
     p = ctx.p
     res = {"journal": title, "broker_args": [a for a in args if not a.startswith("--journal=")]}
     for phase in ("unthrottled", "half"):
-        with Running(ctx, "taskcast", f"{label}.{phase}", gateways=0, broker_args=args) as s:
+        # At info level the broker logs each compaction of its journal.
+        with Running(ctx, "taskcast", f"{label}.{phase}", gateways=0, broker_args=args,
+                     broker_log="info" if journal else "warn") as s:
             before = procs.sample(s.roots())
             if phase == "unthrottled":
                 pub = ctx.tools.pub(f"{label}.{phase}", "taskcast", s.pub_endpoint,
@@ -334,6 +344,7 @@ def _s5_one(ctx, label, title, args, journal):
                                     procs_n=p["s5_pub_procs"])
             after = procs.sample(s.roots())
             size = os.path.getsize(journal) if journal and os.path.exists(journal) else None
+            log_path = s.broker.log_path
         _, srv = procs.usage(before, after)
         res[phase] = {"offered_rate": pub["offered_rate"], "sent": pub["sent"],
                       "acked": pub["acked"], "errors": pub["errors_by_code"],
@@ -342,6 +353,7 @@ def _s5_one(ctx, label, title, args, journal):
                       round(srv["rss_kib"] / 1024, 1), "pub_cpu_pct": pub["cpu_pct"],
                       "pub_cpu_pct_max_proc": pub["cpu_pct_max_proc"],
                       "journal_mib": round(size / 2**20, 1) if size is not None else None,
+                      "compactions": _compactions(log_path) if journal else None,
                       "raw": pub}
         if journal and os.path.exists(journal):
             os.unlink(journal)
@@ -349,6 +361,20 @@ def _s5_one(ctx, label, title, args, journal):
         ctx.say(f"  journal {title}, {phase}: {pub['acks_per_s']:.0f} acks/s, ack p99 "
                 f"{ack.get('p99')} ms, broker CPU {srv['cpu_pct']}%")
     return res
+
+
+def _compactions(log_path):
+    """The broker's "journal compacted: ... in N ms" lines: count, longest."""
+    count, longest = 0, None
+    with open(log_path, errors="replace") as f:
+        for line in f:
+            if "compacted" not in line:
+                continue
+            count += 1
+            m = re.search(r" in (\d+) ms", line)
+            if m:
+                longest = max(longest or 0, int(m.group(1)))
+    return {"count": count, "longest_ms": longest}
 
 
 def s6_tabs(ctx, names):

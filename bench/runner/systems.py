@@ -38,7 +38,8 @@ class Taskcast:
     ready_mode = "hello"
     pub_target = "taskcast"
 
-    def __init__(self, ctx, label, gateways=1, broker_args=(), gateway_args=()):
+    def __init__(self, ctx, label, gateways=1, broker_args=(), gateway_args=(),
+                 broker_log="warn"):
         self.ctx = ctx
         self.procs = []
         bindir = ctx.bin_dir
@@ -53,8 +54,8 @@ class Taskcast:
         level = ["--log-level", "warn"]
         zmq = [f"--fanout=tcp://127.0.0.1:{fanout}", f"--sync=tcp://127.0.0.1:{sync}"]
         self.broker = self._start(f"{label}.broker", [os.path.join(bindir, "taskcast-broker"),
-                                  f"--ingest=tcp://127.0.0.1:{ingest}"] + zmq + level +
-                                  list(broker_args), env)
+                                  f"--ingest=tcp://127.0.0.1:{ingest}", f"--log-level={broker_log}"]
+                                  + zmq + list(broker_args), env)
         if not _wait_port(ingest, 15, self.broker):
             self.stop()
             raise StartError(f"taskcast-broker did not start: {self.broker.tail()}")
@@ -147,10 +148,11 @@ def _wait_port(port, timeout, proc):
     return False
 
 
-def start(ctx, name, label, gateways=1, broker_args=()):
+def start(ctx, name, label, gateways=1, broker_args=(), broker_log="warn"):
     """Starts system name fresh (Skip if it cannot run here)."""
     if name == "taskcast":
-        return Taskcast(ctx, label, gateways=gateways, broker_args=broker_args)
+        return Taskcast(ctx, label, gateways=gateways, broker_args=broker_args,
+                        broker_log=broker_log)
     if name in PEERS:
         return Peer(ctx, name, label)
     raise Skip(f"unknown system {name} (known: {', '.join(SYSTEMS)})")
