@@ -97,6 +97,7 @@ class Ctx:
         self.tools = Tools(bin_dir, self.logdir, self.secret, nice=params["tool_nice"])
         self.notes = []
         self.quiet = quiet
+        self.peers_dir = os.path.join(BENCH, "peers")
 
     def say(self, line):
         if not self.quiet:
@@ -281,6 +282,8 @@ def main():
     ap.add_argument("--build-dir", default=os.path.join(REPO, "build"),
                     help="the CMake build directory (its bin/ has every program)")
     ap.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
+    ap.add_argument("--peers-dir", default=os.path.join(BENCH, "peers"),
+                    help="where the peers' NAME/start.sh are (default bench/peers)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a parameter: " + ", ".join(PARAMS))
     ap.add_argument("--smoke", action="store_true",
@@ -309,6 +312,7 @@ def main():
         outdir = args.out or os.path.join(BENCH, "results", stamp)
     os.makedirs(outdir, exist_ok=True)
     ctx = Ctx(bin_dir, outdir, params)
+    ctx.peers_dir = os.path.abspath(args.peers_dir)
     print(f"results in {outdir}", flush=True)
     if args.smoke:
         failed = smoke(ctx)

@@ -66,12 +66,17 @@ class Proc:
     def alive(self):
         return self.p.poll() is None
 
-    def stop(self, timeout=10.0):
-        """SIGTERM to the session this process leads, then SIGKILL after
-        timeout. Returns the exit status (None if it had to be killed)."""
+    def stop(self, timeout=20.0):
+        """SIGTERM to the process (a peer's start.sh stops its stack in
+        order), SIGKILL to its whole session after timeout or once it has
+        exited (whatever it left behind). Returns the exit status (None if
+        it had to be killed)."""
         status = None
         if self.p.poll() is None:
-            self._signal_group(signal.SIGTERM)
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             try:
                 status = self.p.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -24,12 +24,13 @@ def _cpu(before, after):
 
 
 def _parts_cpu(sysobj, before, after):
-    """CPU % and RSS per named part (broker, gateways, server, redis)."""
+    """CPU % and RSS per named part (broker, gateways; a peer's listed
+    processes by name: redis, nginx-worker, ...), each its own processes
+    only (the system's total is over the whole tree)."""
     rows, _ = procs.usage(before, after)
     by_pid = {r["pid"]: r for r in rows}
     out = {}
-    for part, roots in sysobj.parts().items():
-        pids = procs.tree(roots)
+    for part, pids in sysobj.parts().items():
         out[part] = {"cpu_pct": round(sum(by_pid[p]["cpu_pct"] for p in pids if p in by_pid), 1),
                      "rss_kib": sum(by_pid[p]["rss_kib"] for p in pids if p in by_pid)}
     return out
@@ -252,8 +253,8 @@ def _rss(snap):
 
 def _parts_of(sysobj, snap):
     _, pids = snap
-    return {part: sum(pids[q][2] for q in procs.tree(roots) if q in pids)
-            for part, roots in sysobj.parts().items()}
+    return {part: sum(pids[q][2] for q in listed if q in pids)
+            for part, listed in sysobj.parts().items()}
 
 
 def s4_connects(ctx, names):

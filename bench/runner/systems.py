@@ -15,13 +15,15 @@ from . import procs
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # What the runner must know of each peer (bench-interface: nchan authorises
-# in an auth subrequest before the upgrade and cannot send a hello, so its
-# ready signal is the 101; the Redis-based peers read PUBLISH on tasks:{user}).
+# before the upgrade and cannot send a hello, so its ready signal is the 101;
+# the Redis-based peers read PUBLISH on tasks:{user} from the Redis their
+# start.sh runs on REDIS_PORT).
 PEERS = {
     "nchan": {"pub_target": "nchan", "ready": "upgrade", "redis": False},
     "fastapi": {"pub_target": "redis", "ready": "hello", "redis": True},
     "node": {"pub_target": "redis", "ready": "hello", "redis": True},
 }
+PEER_START_TIMEOUT = 300  # seconds: a first start may apt-get or npm ci
 SYSTEMS = ["taskcast"] + list(PEERS)
 
 
@@ -88,49 +90,54 @@ class Taskcast:
 
 
 class Peer:
-    def __init__(self, ctx, name, label):
+    """bench/peers/<name>/start.sh PORT REDIS_PORT SECRET PIDFILE: runs the
+    whole stack (Redis included) as its children in the foreground; PIDFILE
+    appears, with one "PID NAME" line per server process, once it serves;
+    SIGTERM to start.sh stops it all."""
+
+    def __init__(self, ctx, name, label, workers=2):
         self.ctx = ctx
         self.name = name
         self.procs = []
         meta = PEERS[name]
-        script = os.path.join(BENCH_DIR, "peers", name, "start.sh")
+        script = os.path.join(ctx.peers_dir, name, "start.sh")
         if not os.path.exists(script):
-            raise Skip(f"peer {name}: {os.path.relpath(script, BENCH_DIR)} does not exist yet")
+            raise Skip(f"peer {name}: {script} does not exist (yet)")
         self.ready_mode = meta["ready"]
         self.pub_target = meta["pub_target"]
         port, redis_port = procs.free_ports(2)
         self.ws_port = port
-        self.redis = None
-        if meta["redis"]:
-            self.redis = self._start(f"{label}.redis", [
-                "redis-server", "--port", redis_port, "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--protected-mode", "no"])
-            if not _wait_port(redis_port, 15, self.redis):
-                self.stop()
-                raise StartError(f"redis-server did not start: {self.redis.tail()}")
         self.pub_endpoint = f"127.0.0.1:{redis_port if meta['redis'] else port}"
-        self.server = self._start(f"{label}.{name}", ["/bin/sh", script, port, redis_port,
-                                                       ctx.secret])
-        if not _wait_port(port, 60, self.server) or \
+        self.pidfile = os.path.join(ctx.logdir, f"{label}.pids")
+        env = dict(ctx.tools.env)
+        env["TASKCAST_PEER_WORKERS"] = str(workers)
+        env["TASKCAST_PEER_RUNDIR"] = os.path.join(ctx.logdir, f"{label}.run")
+        self.server = procs.Proc(f"{label}.{name}", ["/bin/sh", script, port, redis_port,
+                                                    ctx.secret, self.pidfile],
+                                 os.path.join(ctx.logdir, f"{label}.{name}.log"), env=env,
+                                 cwd=os.path.dirname(script))
+        self.procs.append(self.server)
+        end = time.monotonic() + PEER_START_TIMEOUT
+        while not os.path.exists(self.pidfile) and self.server.alive() and \
+                time.monotonic() < end:
+            time.sleep(0.1)
+        if not os.path.exists(self.pidfile) or \
                 not ctx.tools.probe(label, port, self.ready_mode, conns=2, timeout=30):
             tail = self.server.tail(10)
             self.stop()
             raise StartError(f"peer {name} did not serve on {port}: {tail}")
-
-    def _start(self, label, argv):
-        p = procs.Proc(label, argv, os.path.join(self.ctx.logdir, f"{label}.log"),
-                       env=self.ctx.tools.env, cwd=os.path.dirname(os.path.abspath(argv[1]))
-                       if argv[0] == "/bin/sh" else None)
-        self.procs.append(p)
-        return p
+        with open(self.pidfile) as f:
+            self.listed = [(int(pid), pname) for pid, pname in
+                           (line.split(None, 1) for line in f if line.strip())]
 
     def roots(self):
         return [p.pid for p in self.procs if p.alive()]
 
     def parts(self):
-        parts = {"server": [self.server.pid]}
-        if self.redis:
-            parts["redis"] = [self.redis.pid]
+        """The listed server processes by name (redis, nginx-worker, ...)."""
+        parts = {}
+        for pid, pname in self.listed:
+            parts.setdefault(pname.strip(), []).append(pid)
         return parts
 
     def stop(self):
@@ -149,12 +156,14 @@ def _wait_port(port, timeout, proc):
 
 
 def start(ctx, name, label, gateways=1, broker_args=(), broker_log="warn"):
-    """Starts system name fresh (Skip if it cannot run here)."""
+    """Starts system name fresh (Skip if it cannot run here). gateways is
+    taskcast's gateway processes; a peer gets as many worker processes, at
+    least its default of 2."""
     if name == "taskcast":
         return Taskcast(ctx, label, gateways=gateways, broker_args=broker_args,
                         broker_log=broker_log)
     if name in PEERS:
-        return Peer(ctx, name, label)
+        return Peer(ctx, name, label, workers=max(2, gateways))
     raise Skip(f"unknown system {name} (known: {', '.join(SYSTEMS)})")
 
 
