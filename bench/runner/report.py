@@ -97,11 +97,11 @@ def tables(name, res):
                 continue
             for z in r["sizes"]:
                 parts = ", ".join(f"{k} {v}" for k, v in z["parts_kib_per_conn"].items())
-                rows.append([s, str(z["conns"]), str(z["ready"]), str(z["gateways"] or ""),
+                rows.append([s, str(z["conns"]), str(z["ready"]), str(z["processes"]),
                              f"{z['rss_before_mib']}", f"{z['rss_after_mib']}",
                              str(z["kib_per_conn"]), parts])
         out.append(("S3: idle authenticated connections (one per user)",
-                    ["system", "conns", "ready", "gateway processes", "RSS before MiB",
+                    ["system", "conns", "ready", "gateway / worker processes", "RSS before MiB",
                      "RSS after MiB", "KiB per connection", "by part (KiB per connection)"], rows))
     elif name == "S4":
         rows = [[s, str(res[s]["conns"]), str(res[s]["ready"]), str(res[s]["failed"]),
@@ -151,6 +151,9 @@ def write_json(path, data):
         f.write("\n")
 
 
+COLORS = {"taskcast": "#1b7837", "nchan": "#2166ac", "fastapi": "#e08214", "node": "#762a83"}
+
+
 def plot_sweep(outdir, res):
     """s1b_p99.png: p99 (log scale) against offered rate, one line per
     system. Returns the file name, or None without gnuplot or data."""
@@ -174,7 +177,9 @@ def plot_sweep(outdir, res):
               "set xlabel 'offered events/s'", "set ylabel 'p99 latency, ms'",
               "set logscale y", "set grid", "set key top left",
               "plot 10 title 'target: 10 ms' dashtype 2 lc rgb 'gray', " +
-              ", ".join(f"'{d}' using 1:3 with linespoints lw 2 title '{s}'" for s, d in series)]
+              ", ".join(f"'{d}' using 1:3 with linespoints lw 2 pt {i + 5} "
+                        f"lc rgb '{COLORS.get(s, '#000000')}' title '{s}'"
+                        for i, (s, d) in enumerate(series))]
     gp = os.path.join(outdir, "s1b_p99.gp")
     with open(gp, "w") as f:
         f.write("\n".join(script) + "\n")

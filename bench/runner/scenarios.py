@@ -233,7 +233,7 @@ def s3_idle_memory(ctx, names):
                 parts0, parts1 = _parts_of(s, before), _parts_of(s, after)
             rss0, rss1 = _rss(before), _rss(after)
             ready = rep["ready"]
-            r = {"conns": conns, "gateways": gws if name == "taskcast" else None,
+            r = {"conns": conns, "processes": gws if name == "taskcast" else max(2, gws),
                  "ready": ready, "failed": rep["failed"], "failed_by_reason":
                  rep["failed_by_reason"], "rss_before_mib": round(rss0 / 1024, 1),
                  "rss_after_mib": round(rss1 / 1024, 1),
