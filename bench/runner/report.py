@@ -38,6 +38,15 @@ E2E_HEAD = ["delivered %", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "
             "tools not the bottleneck"]
 
 
+def _per_system(systems, res, rows_of):
+    """The rows of every system: rows_of(name, result) for one that ran,
+    else one row with why it did not."""
+    rows = []
+    for s in systems:
+        rows.extend(rows_of(s, res[s]) if _ok(res[s]) else [[s, _why(res[s])]])
+    return rows
+
+
 def _compaction_text(*runs):
     if not any(runs):
         return ""
@@ -58,17 +67,12 @@ def tables(name, res):
         head = ["system", "conns", "sent/s", "frames/s"] + E2E_HEAD
         if name == "S7":
             head[1:2] = ["ready / conns", "open at end"]
-        rows = []
-        for s in systems:
-            r = res[s]
-            if not _ok(r):
-                rows.append([s, _why(r)])
-                continue
+        def e2e_row(s, r):
             conns = [f"{r['ready']} / {r['conns']}", str(r.get("open_at_end", ""))] \
                 if name == "S7" else [str(r["conns"])]
-            rows.append([s] + conns + [f"{r['rate_achieved']:.0f}", f"{r['frames_per_s']:.0f}"] +
-                        _e2e_cols(r))
-        out.append((name, head, rows))
+            return [[s] + conns + [f"{r['rate_achieved']:.0f}", f"{r['frames_per_s']:.0f}"] +
+                    _e2e_cols(r)]
+        out.append((name, head, _per_system(systems, res, e2e_row)))
         if base and name == "S2" and any(_ok(res[s]) for s in systems if s != "taskcast"):
             out.append((f"{name}: ratios to taskcast (p99, server CPU; above 1: taskcast "
                         "better)", ["system", "p99", "server CPU"],
@@ -77,10 +81,9 @@ def tables(name, res):
                           _ratio(res[s]["server_cpu_pct"], base["server_cpu_pct"])]
                          for s in systems if s != "taskcast" and _ok(res[s])]))
     elif name == "S1b":
-        rows = [[s, str(res[s]["best_rate"]) if res[s]["best_rate"] else "none"]
-                if _ok(res[s]) else [s, _why(res[s])] for s in systems]
         out.append(("S1b: highest offered rate with >= 99.9 % delivered and p99 <= 10 ms",
-                    ["system", "events/s"], rows))
+                    ["system", "events/s"],
+                    _per_system(systems, res, lambda s, r: [[s, str(r["best_rate"] or "none")]])))
         for s in systems:
             if not _ok(res[s]):
                 continue
@@ -89,28 +92,21 @@ def tables(name, res):
             out.append((f"S1b steps: {s}", ["offered/s", "sent/s", "frames/s"] + E2E_HEAD +
                         ["result"], rows))
     elif name == "S3":
-        rows = []
-        for s in systems:
-            r = res[s]
-            if not _ok(r):
-                rows.append([s, _why(r)])
-                continue
-            for z in r["sizes"]:
-                parts = ", ".join(f"{k} {v}" for k, v in z["parts_kib_per_conn"].items())
-                rows.append([s, str(z["conns"]), str(z["ready"]), str(z["processes"]),
-                             f"{z['rss_before_mib']}", f"{z['rss_after_mib']}",
-                             str(z["kib_per_conn"]), parts])
+        def size_rows(s, r):
+            return [[s, str(z["conns"]), str(z["ready"]), str(z["processes"]),
+                     f"{z['rss_before_mib']}", f"{z['rss_after_mib']}", str(z["kib_per_conn"]),
+                     ", ".join(f"{k} {v}" for k, v in z["parts_kib_per_conn"].items())]
+                    for z in r["sizes"]]
+        rows = _per_system(systems, res, size_rows)
         out.append(("S3: idle authenticated connections (one per user)",
                     ["system", "conns", "ready", "gateway / worker processes", "RSS before MiB",
                      "RSS after MiB", "KiB per connection", "by part (KiB per connection)"], rows))
     elif name == "S4":
-        rows = [[s, str(res[s]["conns"]), str(res[s]["ready"]), str(res[s]["failed"]),
-                 f"{res[s]['ready_per_s']:.0f}", _ms(res[s]["connect_ms"], "p50"),
-                 _ms(res[s]["connect_ms"], "p99"), f"{res[s]['server_cpu_pct']:.0f}",
-                 f"{res[s]['load_cpu_pct']:.0f}",
-                 _ratio(base["ready_per_s"], res[s]["ready_per_s"]) if base and s != "taskcast"
-                 else ""]
-                if _ok(res[s]) else [s, _why(res[s])] for s in systems]
+        rows = _per_system(systems, res, lambda s, r: [[
+            s, str(r["conns"]), str(r["ready"]), str(r["failed"]), f"{r['ready_per_s']:.0f}",
+            _ms(r["connect_ms"], "p50"), _ms(r["connect_ms"], "p99"),
+            f"{r['server_cpu_pct']:.0f}", f"{r['load_cpu_pct']:.0f}",
+            _ratio(base["ready_per_s"], r["ready_per_s"]) if base and s != "taskcast" else ""]])
         out.append(("S4: authenticated connects", ["system", "conns", "ready", "failed",
                                                     "ready connects/s", "connect p50 ms",
                                                     "connect p99 ms", "server CPU %",

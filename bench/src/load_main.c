@@ -286,16 +286,12 @@ main(int argc, char **argv)
     m->t_start = m->cfg.start_ns = procs_now_ns();
     procs_t pr;
     char err[256];
-    if (procs_start(&pr, (int)m->cfg.procs, sizeof(load_result_t), load_conn_run, &m->cfg, err,
-                    sizeof err) != 0) {
+    int bad = procs_run(&pr, (int)m->cfg.procs, sizeof(load_result_t), load_conn_run, &m->cfg,
+                        s_tick, m, 30, err, sizeof err);
+    if (bad < 0)
         fprintf(stderr, "%s: %s\n", LOAD_PROG, err);
-        procs_wait(&pr, NULL, NULL, 5);
-        procs_end(&pr);
-        free(m);
-        return 1;
-    }
-    int bad = procs_wait(&pr, s_tick, m, 30);
-    s_report(m, &pr, bad);
+    else
+        s_report(m, &pr, bad);
     procs_end(&pr);
     free(m);
     return bad ? 1 : 0;

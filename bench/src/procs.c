@@ -160,6 +160,17 @@ procs_wait(procs_t *self, procs_tick_fn tick, void *arg, double grace_s)
     return bad;
 }
 
+int
+procs_run(procs_t *self, int n, size_t slot_size, procs_child_fn child, void *arg,
+          procs_tick_fn tick, void *tick_arg, double grace_s, char *err, size_t errlen)
+{
+    if (procs_start(self, n, slot_size, child, arg, err, errlen) != 0) {
+        procs_wait(self, NULL, NULL, 5);
+        return -1;
+    }
+    return procs_wait(self, tick, tick_arg, grace_s);
+}
+
 void
 procs_end(procs_t *self)
 {

@@ -49,6 +49,11 @@ int procs_start(procs_t *self, int n, size_t slot_size, procs_child_fn child, vo
  *  grace_s seconds after stop. Returns the number of children that did not
  *  exit with status 0. */
 int procs_wait(procs_t *self, procs_tick_fn tick, void *arg, double grace_s);
+/*  procs_start then procs_wait. Returns the number of children that did
+ *  not exit 0, or -1 with err if they could not all be started (those that
+ *  were are stopped and reaped). The slots stay readable until procs_end. */
+int procs_run(procs_t *self, int n, size_t slot_size, procs_child_fn child, void *arg,
+              procs_tick_fn tick, void *tick_arg, double grace_s, char *err, size_t errlen);
 procs_hdr_t *procs_hdr(procs_t *self);
 void *procs_slot(procs_t *self, int idx);
 /*  Unmaps the area. */

@@ -94,6 +94,22 @@ struct pub_worker {
 extern const pub_driver_t pub_zmq_driver;  /* libzmq DEALER */
 extern const pub_driver_t pub_sock_driver; /* ZMTP, RESP or HTTP over plain sockets */
 
+/*  taskcast's answers carry the pseq of their event: the due time (bt) of
+ *  each event sent, by pseq, in a ring twice the window (an event's slot is
+ *  not reused while it can still be answered). */
+typedef struct pub_due {
+    int64_t *bt;
+    uint64_t mask;
+    uint64_t pseq; /* of the last event pushed */
+} pub_due_t;
+
+int pub_due_init(pub_due_t *d, uint32_t window); /* 0, or -1: out of memory */
+/*  Records bt for the next pseq and returns that pseq. */
+uint64_t pub_due_push(pub_due_t *d, int64_t bt);
+/*  The bt of pseq, or now if pseq was never sent (a malformed answer). */
+int64_t pub_due_get(const pub_due_t *d, uint64_t pseq);
+void pub_due_free(pub_due_t *d);
+
 /*  Drivers call this once per answer: error is NULL for a success;
  *  no_receivers when the target said nobody was subscribed. */
 void pub_answered(pub_worker_t *w, int64_t bt, const char *error, int no_receivers);

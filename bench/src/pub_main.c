@@ -390,16 +390,12 @@ main(int argc, char **argv)
     int64_t t_start = procs_now_ns();
     procs_t pr;
     char err[256];
-    if (procs_start(&pr, (int)m->cfg.procs, sizeof(pub_result_t), s_worker, &m->cfg, err,
-                    sizeof err) != 0) {
+    int bad = procs_run(&pr, (int)m->cfg.procs, sizeof(pub_result_t), s_worker, &m->cfg, NULL,
+                        NULL, m->cfg.drain_s + 5, err, sizeof err);
+    if (bad < 0)
         fprintf(stderr, "%s: %s\n", PUB_PROG, err);
-        procs_wait(&pr, NULL, NULL, 5);
-        procs_end(&pr);
-        free(m);
-        return 1;
-    }
-    int bad = procs_wait(&pr, NULL, NULL, m->cfg.drain_s + 5);
-    s_report(m, &pr, bad, (double)(procs_now_ns() - t_start) / 1e9);
+    else
+        s_report(m, &pr, bad, (double)(procs_now_ns() - t_start) / 1e9);
     procs_end(&pr);
     free(m);
     return bad ? 1 : 0;

@@ -1,4 +1,5 @@
-/*  pub_render.c: what tc-pub sends and how it reads taskcast's answers.
+/*  pub_render.c: what tc-pub sends and how it reads taskcast's answers
+ *  (and matches them to their events: the pseq ring).
  *
  *  The same event two ways: the msgpack map a worker sends to taskcast's
  *  broker (docs/protocol.md section 1), and the JSON frame text the Redis
@@ -6,6 +7,7 @@
  */
 #include <msgpack.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -78,4 +80,37 @@ pub_parse_answer(const void *data, size_t len, uint64_t *pseq, char *error, size
             snprintf(error, errlen, "%.*s", (int)val.v.s.len, val.v.s.p);
     }
     return ok;
+}
+
+int
+pub_due_init(pub_due_t *d, uint32_t window)
+{
+    uint64_t ring = 1;
+    while (ring < (uint64_t)window * 2)
+        ring <<= 1;
+    d->mask = ring - 1;
+    d->pseq = 0;
+    d->bt = calloc(ring, sizeof *d->bt);
+    return d->bt ? 0 : -1;
+}
+
+uint64_t
+pub_due_push(pub_due_t *d, int64_t bt)
+{
+    d->pseq++;
+    d->bt[d->pseq & d->mask] = bt;
+    return d->pseq;
+}
+
+int64_t
+pub_due_get(const pub_due_t *d, uint64_t pseq)
+{
+    return pseq && pseq <= d->pseq ? d->bt[pseq & d->mask] : procs_now_ns();
+}
+
+void
+pub_due_free(pub_due_t *d)
+{
+    free(d->bt);
+    d->bt = NULL;
 }

@@ -46,9 +46,7 @@ typedef struct s_sock {
     int ep;       /* the timer and every connection */
     int ep_timer; /* the timer only: waits that skip answers */
     int n, next;
-    uint64_t pseq; /* zmtp: of the last event sent */
-    int64_t *due;  /* zmtp: bt by pseq & mask (the window is smaller than the ring) */
-    uint64_t mask;
+    pub_due_t due; /* zmtp: bt by pseq */
     s_conn_t conns[PUB_CONNS_MAX];
 } s_sock_t;
 
@@ -125,10 +123,9 @@ s_zmtp_frame(pub_worker_t *w, s_sock_t *s, s_conn_t *c, const uint8_t *p, size_t
         char error[TALLY_KEYLEN];
         uint64_t pseq;
         int ok = pub_parse_answer(p + hdr, (size_t)size, &pseq, error, sizeof error);
-        int64_t bt = pseq && pseq <= s->pseq ? s->due[pseq & s->mask] : procs_now_ns();
         if (c->count)
             c->count--;
-        pub_answered(w, bt, ok ? NULL : error, 0);
+        pub_answered(w, pub_due_get(&s->due, pseq), ok ? NULL : error, 0);
     }
     return (long)(hdr + size);
 }
@@ -206,7 +203,7 @@ s_render(pub_worker_t *w, s_sock_t *s, const pub_ev_t *ev, buf_t *out)
     buf_t *body = &w->scratch;
     buf_reset(body);
     if (s->proto == PUB_PROTO_ZMTP) {
-        pub_render_msgpack(w, ev, s->pseq + 1, body);
+        pub_render_msgpack(w, ev, s->due.pseq + 1, body);
         uint8_t hdr[9] = {0x02};
         size_t n = body->len;
         if (n <= 255) {
@@ -392,7 +389,7 @@ s_send(pub_worker_t *w, const pub_ev_t *ev)
         if (!buf_ok(&c->out))
             return -1;
         if (s->proto == PUB_PROTO_ZMTP)
-            s->due[++s->pseq & s->mask] = ev->bt;
+            pub_due_push(&s->due, ev->bt);
         else
             c->fifo[(c->head + c->count) % c->cap] = *ev;
         c->count++;
@@ -447,15 +444,9 @@ s_open(pub_worker_t *w, char *err, size_t errlen)
         snprintf(err, errlen, "epoll: %s", strerror(errno));
         return -1;
     }
-    if (s->proto == PUB_PROTO_ZMTP) {
-        uint64_t ring = 1;
-        while (ring < (uint64_t)cfg->window * 2)
-            ring <<= 1;
-        s->mask = ring - 1;
-        if (!(s->due = calloc(ring, sizeof *s->due))) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
+    if (s->proto == PUB_PROTO_ZMTP && pub_due_init(&s->due, cfg->window) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
     for (uint32_t i = 0; i < cfg->conns; i++) {
         s_conn_t *c = &s->conns[s->n++];
@@ -493,7 +484,7 @@ s_close(pub_worker_t *w)
         close(s->ep);
     if (s->ep_timer >= 0)
         close(s->ep_timer);
-    free(s->due);
+    pub_due_free(&s->due);
     free(s);
     w->drv = NULL;
 }

@@ -18,9 +18,7 @@ typedef struct s_zmq {
     void *ctx;
     void *socks[PUB_CONNS_MAX];
     int n, next;
-    uint64_t pseq; /* of the last event sent */
-    int64_t *due;  /* bt by pseq & mask: the window is smaller than the ring */
-    uint64_t mask;
+    pub_due_t due;
 } s_zmq_t;
 
 static int
@@ -33,13 +31,8 @@ s_open(pub_worker_t *w, char *err, size_t errlen)
         return -1;
     }
     w->drv = z;
-    uint64_t ring = 1;
-    while (ring < (uint64_t)cfg->window * 2)
-        ring <<= 1;
-    z->mask = ring - 1;
-    z->due = calloc(ring, sizeof *z->due);
     z->ctx = zmq_ctx_new();
-    if (!z->due || !z->ctx) {
+    if (pub_due_init(&z->due, cfg->window) != 0 || !z->ctx) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -68,14 +61,12 @@ s_send(pub_worker_t *w, const pub_ev_t *ev)
     s_zmq_t *z = w->drv;
     buf_t *b = &w->scratch;
     buf_reset(b);
-    uint64_t pseq = z->pseq + 1;
-    pub_render_msgpack(w, ev, pseq, b);
+    pub_render_msgpack(w, ev, z->due.pseq + 1, b);
     if (!buf_ok(b))
         return -1;
     if (zmq_send(z->socks[z->next], b->data, b->len, ZMQ_DONTWAIT) < 0)
         return errno == EAGAIN ? 0 : -1;
-    z->pseq = pseq;
-    z->due[pseq & z->mask] = ev->bt;
+    pub_due_push(&z->due, ev->bt);
     z->next = z->next + 1 == z->n ? 0 : z->next + 1;
     return 1;
 }
@@ -100,8 +91,7 @@ s_wait(pub_worker_t *w, int timeout_ms, int answers)
             uint64_t pseq;
             int ok = pub_parse_answer(zmq_msg_data(&msg), zmq_msg_size(&msg), &pseq, error,
                                       sizeof error);
-            int64_t bt = pseq && pseq <= z->pseq ? z->due[pseq & z->mask] : procs_now_ns();
-            pub_answered(w, bt, ok ? NULL : error, 0);
+            pub_answered(w, pub_due_get(&z->due, pseq), ok ? NULL : error, 0);
         }
     zmq_msg_close(&msg);
     return 0;
@@ -117,7 +107,7 @@ s_close(pub_worker_t *w)
         zmq_close(z->socks[i]);
     if (z->ctx)
         zmq_ctx_term(z->ctx);
-    free(z->due);
+    pub_due_free(&z->due);
     free(z);
     w->drv = NULL;
 }
