@@ -50,6 +50,7 @@ PARAMS = {
     "pause": 0.5,               # seconds between the connect phase and publishing
     "load_procs": 1,            # tc-load processes for 1,000 connections
     "pub_procs": 1,             # tc-pub processes
+    "s1_pub_procs": 2,          # S1: unthrottled HTTP publishing took ~85 % of a core alone
     "src": "127.0.0.0/8",       # source addresses for many connections
     "tool_nice": 0,             # niceness of tc-load and tc-pub (e.g. -5: on time on a busy box)
     "connect_timeout": 60,      # seconds a connection may take to become ready

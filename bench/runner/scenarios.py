@@ -145,7 +145,7 @@ def s1_unthrottled(ctx, names):
     def one(name):
         with Running(ctx, name, f"s1.{name}") as s:
             r = e2e_step(ctx, s, f"s1.{name}", p["users"], 1, 0, p["duration"],
-                         load_procs=p["load_procs"], pub_procs=p["pub_procs"])
+                         load_procs=p["load_procs"], pub_procs=p["s1_pub_procs"])
         ctx.say(f"  {name}: sent {r['rate_achieved']:.0f}/s, delivered {r['frames_per_s']:.0f}"
                 f" frames/s ({r['delivered_pct']}%), server CPU {r['server_cpu_pct']}%")
         return r
