@@ -56,12 +56,20 @@ gw_link_open(gateway_t *gw)
     gw->dealer = zmsg_socket(gw->zctx, ZMQ_DEALER, 10000, 10000, -1);
     if (!gw->sub || !gw->dealer)
         goto fail;
+    /* A broker host that vanishes without closing is found by TCP
+     * keepalive (about 16 s), not by ZMTP heartbeats: libzmq 4.3.4 aborts
+     * (_input_stopped, stream_engine_base.cpp:417; libzmq issue 3937) when
+     * a heartbeat timeout ends a connection whose input is stopped on a
+     * full pipe, which is exactly when a heartbeat times out under load.
+     * The broker's own heartbeat topic tells /ready whether it lives. */
     void *socks[] = {gw->sub, gw->dealer};
     for (size_t i = 0; i < 2; i++)
         if (s_setint(socks[i], ZMQ_RECONNECT_IVL, 100) ||
             s_setint(socks[i], ZMQ_RECONNECT_IVL_MAX, 1000) ||
-            s_setint(socks[i], ZMQ_HEARTBEAT_IVL, 1000) ||
-            s_setint(socks[i], ZMQ_HEARTBEAT_TIMEOUT, 3000))
+            s_setint(socks[i], ZMQ_TCP_KEEPALIVE, 1) ||
+            s_setint(socks[i], ZMQ_TCP_KEEPALIVE_IDLE, 10) ||
+            s_setint(socks[i], ZMQ_TCP_KEEPALIVE_INTVL, 2) ||
+            s_setint(socks[i], ZMQ_TCP_KEEPALIVE_CNT, 3))
             goto fail;
     if (zmq_connect(gw->sub, gw->fanout_ep) != 0) {
         log_error(&gw->log, "cannot connect to fanout %s: %s", gw->fanout_ep, zmq_strerror(errno));
