@@ -36,6 +36,7 @@
 #include <libwebsockets.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "cfg.h"
@@ -117,6 +118,50 @@ struct gw_session {
     uint8_t has_since;
 };
 
+/* ---------------------------------------------------------------- broker connections */
+
+typedef struct gateway gateway_t;
+typedef struct gw_zconn gw_zconn_t;
+
+/*  What a connection to the broker is and whom it tells (zconn.c). */
+typedef struct gw_zconn_spec {
+    const char *name;      /* "fanout" or "sync": its option, in log lines */
+    const char *endpoint;  /* tcp://HOST:PORT or ipc://PATH */
+    const char *type;      /* our ZeroMQ socket type: "SUB", "DEALER" */
+    const char *peer_type; /* the broker's: "XPUB", "ROUTER" */
+    uint64_t max_frame;    /* a bigger frame resets the connection */
+    /*  The handshake is done (again, after a reconnect). */
+    void (*on_up)(gateway_t *gw, gw_zconn_t *c);
+    /*  One frame of a message (data points into the read buffer, valid
+     *  until it returns): first tells a message's first frame, more that
+     *  others follow. */
+    void (*on_frame)(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, size_t len, int first,
+                     int more);
+} gw_zconn_spec_t;
+
+struct gw_zconn {
+    gateway_t *gw;
+    const char *name, *endpoint, *type, *peer_type;
+    uint64_t max_frame;
+    void (*on_up)(gateway_t *gw, gw_zconn_t *c);
+    void (*on_frame)(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, size_t len, int first,
+                     int more);
+    int fd;
+    int state;
+    int quiet;      /* the outage was logged */
+    int in_message; /* the last frame had MORE */
+    double retry_s;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    ev_io rw, ww;
+    ev_timer timer; /* the next attempt, or the handshake's deadline */
+    uint8_t *in;    /* bytes read and not yet parsed */
+    size_t in_len, in_cap;
+    buf_t out; /* bytes to send from out_off */
+    size_t out_off;
+    int64_t last_rx_ms;
+};
+
 /* ---------------------------------------------------------------- context */
 
 typedef struct gw_stats {
@@ -124,7 +169,7 @@ typedef struct gw_stats {
         sync_timeouts, slow_consumers, http_requests, not_found, bad_broker_messages;
 } gw_stats_t;
 
-typedef struct gateway {
+struct gateway {
     log_t log;
     const cfg_opt_t *opt; /* the resolved options (main.c's table) */
     const char *fanout_ep, *sync_ep; /* the broker's endpoints */
@@ -138,10 +183,9 @@ typedef struct gateway {
     struct ev_loop *loop;
     struct lws_context *lws;
     struct lws_vhost *vhost;
-    ev_io w_listen, w_signal, w_sub, w_dealer;
+    ev_io w_listen, w_signal;
     lws_sorted_usec_list_t sul_tick;
     ev_prepare w_prepare;
-    ev_idle w_idle;
     int listen_fd;
     int spare_fd;
     int sigfd;
@@ -149,11 +193,16 @@ typedef struct gateway {
     int64_t stop_deadline_ms;
 
     /* link.c */
-    void *zctx;
-    void *sub;    /* SUB: user topics, heartbeats, confirmations */
-    void *dealer; /* DEALER: sync requests */
-    int sub_fd, dealer_fd;       /* their ZMQ_FD (owned by ZeroMQ) */
-    int sub_ready, dealer_ready; /* may hold messages: drain before sleeping */
+    gw_zconn_t fanout; /* SUB to the broker's XPUB: user topics, heartbeats, confirmations */
+    gw_zconn_t sync;   /* DEALER to the broker's ROUTER: snapshot/replay requests */
+    int fanout_ever_up;
+    uint8_t sub_part;                 /* 0: a topic is next, 1: its body, 2: skip to the end */
+    uint8_t sub_topic_len;
+    char sub_topic[EVENT_USER_ID_MAX + 2 + 64];
+    uint64_t answer_req;              /* the sync answer being read */
+    uint32_t answer_gen;
+    gw_batch_t *answer_batch;         /* NULL: the rest of the answer is skipped */
+    char answer_user[EVENT_USER_ID_MAX + 1];
     int broker_up;
     int64_t last_heartbeat_ms;
     char broker_epoch[EVENT_EPOCH_MAX + 1];
@@ -180,7 +229,7 @@ typedef struct gateway {
     buf_t scratch;
     gw_frame_t *pong; /* {"type":"pong"}, shared */
     gw_stats_t stats;
-} gateway_t;
+};
 
 /*  The gateway behind any wsi. */
 static inline gateway_t *
@@ -209,17 +258,29 @@ int gw_listen_open(gateway_t *gw);
 void gw_listen_accept(gateway_t *gw);
 void gw_listen_close(gateway_t *gw);
 
+/* ---------------------------------------------------------------- zconn.c */
+
+/*  Starts connecting (and keeps reconnecting). 0, or -1 if the endpoint
+ *  can never work (logged). */
+int gw_zconn_open(gateway_t *gw, gw_zconn_t *c, const gw_zconn_spec_t *spec);
+void gw_zconn_close(gw_zconn_t *c);
+int gw_zconn_up(const gw_zconn_t *c);
+/*  The buffer to append frames to while up (zmtp_put_frame(), ...), else
+ *  NULL: what would be sent is dropped (a reconnect resends what matters). */
+buf_t *gw_zconn_out(gw_zconn_t *c);
+/*  Writes what was appended (the rest when the socket is writable). */
+void gw_zconn_flush(gw_zconn_t *c);
+/*  Closes the connection and reconnects soon. */
+void gw_zconn_reset(gw_zconn_t *c, const char *why);
+
 /* ---------------------------------------------------------------- link.c */
 
-/*  Connects SUB and DEALER to the broker; their ZMQ_FD in sub_fd and
- *  dealer_fd. 0, or -1 with the reason logged. */
+/*  Connects to the broker's fanout and sync endpoints. 0, or -1 (logged). */
 int gw_link_open(gateway_t *gw);
 void gw_link_close(gateway_t *gw);
-/*  Sends everything queued (subscriptions, unsubscriptions, a
- *  confirmation, sync requests) and reads everything that arrived,
- *  repeating while either made progress. Returns 1 if it stopped on its
- *  budget with work left (the loop must not sleep). */
-int gw_link_pump(gateway_t *gw);
+/*  Before the loop sleeps: sends everything users and sessions queued
+ *  (subscriptions, unsubscriptions, one confirmation, sync requests). */
+void gw_link_pump(gateway_t *gw);
 /*  Heartbeat bookkeeping, from the tick. */
 void gw_link_check(gateway_t *gw, int64_t now_ms);
 
@@ -287,6 +348,8 @@ void gw_session_synced(gateway_t *gw, gw_session_t *s, gw_batch_t *batch);
 void gw_session_wake(gw_session_t *s);
 /*  Every tick: sync retries and give-ups. */
 void gw_session_check_pending(gateway_t *gw, int64_t now_ms);
+/*  The sync link is back: requests that were out go again now. */
+void gw_session_resend_syncs(gateway_t *gw);
 
 /*  The session that owns a ring cursor. */
 static inline gw_session_t *

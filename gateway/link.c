@@ -1,23 +1,23 @@
-/*  link.c: the gateway's two ZeroMQ sockets to the broker.
+/*  link.c: what the gateway says to the broker and what it hears.
  *
- *  SUB (fanout): user topics, heartbeats, subscription confirmations.
- *  DEALER (sync): snapshot/replay requests and their answers.
+ *  Two connections (zconn.c, ZMTP spoken by our own loop):
+ *    fanout  SUB to the broker's XPUB: [user NUL][event], heartbeats on
+ *            "\0hb", confirmations on "\xffconfirm:TOKEN:N"
+ *    sync    DEALER to the broker's ROUTER: snapshot/replay requests, and
+ *            their answers [header][event]...
  *
- *  Everything happens in gw_link_pump(), which the loop runs once per pass
- *  before it sleeps: it sends what users and sessions queued (all the
- *  subscriptions of the pass, then one confirmation covering them, then
- *  the sync requests), then reads each socket that may hold messages until
- *  EAGAIN, and repeats while either made progress. ZMQ_FD only signals
- *  edges, and a send or (un)subscribe may consume one, so a socket "may
- *  hold messages" when its fd fired, when we sent on it, or when the last
- *  read stopped on the budget; otherwise it is not touched (an EAGAIN read
- *  costs libzmq a poll() and a getpid()).
+ *  Frames arrive as the connections read them and are handled at once.
+ *  What users and sessions queue (subscriptions, unsubscriptions, sync
+ *  requests) goes out in gw_link_pump(), once per loop pass before the loop
+ *  sleeps: every subscription of the pass, then one confirmation covering
+ *  them, then every sync request, each connection written with one send.
  *
  *  Subscriptions are confirmed, not assumed: after subscribing users the
  *  gateway subscribes a made-up confirmation topic; when the broker
  *  publishes on it, every earlier subscription is in effect (topic.h).
+ *  After a reconnect every subscription is sent again and confirmed, and
+ *  then every live session catches up on what it may have missed.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,78 +28,38 @@
 #include "gateway.h"
 #include "topic.h"
 #include "wire.h"
-#include "zmsg.h"
+#include "zmtp.h"
 
-#define S_READ_BUDGET 4096 /* messages read per pump, so writes are not starved */
+#define S_FANOUT_FRAME_MAX (4u << 20)  /* an event is at most ~72 KiB */
+#define S_SYNC_FRAME_MAX   (16u << 20) /* one frame of a sync answer */
+#define S_SILENCE_MS       5000        /* fanout up but nothing heard: reconnect */
 
-static int
-s_setint(void *socket, int option, int value)
-{
-    return zmq_setsockopt(socket, option, &value, sizeof value);
-}
-
-static int
-s_fd(void *socket, int *fd)
-{
-    size_t len = sizeof *fd;
-    return zmq_getsockopt(socket, ZMQ_FD, fd, &len);
-}
+static void s_on_fanout_up(gateway_t *gw, gw_zconn_t *c);
+static void s_on_fanout_frame(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, size_t len,
+                              int first, int more);
+static void s_on_sync_up(gateway_t *gw, gw_zconn_t *c);
+static void s_on_sync_frame(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, size_t len,
+                            int first, int more);
 
 int
 gw_link_open(gateway_t *gw)
 {
-    gw->zctx = zmq_ctx_new();
-    if (!gw->zctx)
-        return -1;
-    zmq_ctx_set(gw->zctx, ZMQ_IO_THREADS, 1);
-    gw->sub = zmsg_socket(gw->zctx, ZMQ_SUB, 1000, 200000, 4 << 20);
-    gw->dealer = zmsg_socket(gw->zctx, ZMQ_DEALER, 10000, 10000, -1);
-    if (!gw->sub || !gw->dealer)
-        goto fail;
-    /* A broker host that vanishes without closing is found by TCP
-     * keepalive (about 16 s), not by ZMTP heartbeats: libzmq 4.3.4 aborts
-     * (_input_stopped, stream_engine_base.cpp:417; libzmq issue 3937) when
-     * a heartbeat timeout ends a connection whose input is stopped on a
-     * full pipe, which is exactly when a heartbeat times out under load.
-     * The broker's own heartbeat topic tells /ready whether it lives. */
-    void *socks[] = {gw->sub, gw->dealer};
-    for (size_t i = 0; i < 2; i++)
-        if (s_setint(socks[i], ZMQ_RECONNECT_IVL, 100) ||
-            s_setint(socks[i], ZMQ_RECONNECT_IVL_MAX, 1000) ||
-            s_setint(socks[i], ZMQ_TCP_KEEPALIVE, 1) ||
-            s_setint(socks[i], ZMQ_TCP_KEEPALIVE_IDLE, 10) ||
-            s_setint(socks[i], ZMQ_TCP_KEEPALIVE_INTVL, 2) ||
-            s_setint(socks[i], ZMQ_TCP_KEEPALIVE_CNT, 3))
-            goto fail;
-    if (zmq_connect(gw->sub, gw->fanout_ep) != 0) {
-        log_error(&gw->log, "cannot connect to fanout %s: %s", gw->fanout_ep, zmq_strerror(errno));
-        return -1;
-    }
-    if (zmq_connect(gw->dealer, gw->sync_ep) != 0) {
-        log_error(&gw->log, "cannot connect to sync %s: %s", gw->sync_ep, zmq_strerror(errno));
-        return -1;
-    }
-    if (zmq_setsockopt(gw->sub, ZMQ_SUBSCRIBE, TOPIC_HEARTBEAT, TOPIC_HEARTBEAT_LEN) != 0 ||
-        s_fd(gw->sub, &gw->sub_fd) != 0 || s_fd(gw->dealer, &gw->dealer_fd) != 0)
-        goto fail;
-    gw->sub_ready = gw->dealer_ready = 1;
-    return 0;
-fail:
-    log_error(&gw->log, "ZeroMQ setup failed: %s", zmq_strerror(errno));
-    return -1;
+    const gw_zconn_spec_t fanout = {"fanout",           gw->fanout_ep,   "SUB",
+                                    "XPUB",             S_FANOUT_FRAME_MAX, s_on_fanout_up,
+                                    s_on_fanout_frame};
+    const gw_zconn_spec_t sync = {"sync", gw->sync_ep,      "DEALER",       "ROUTER",
+                                  S_SYNC_FRAME_MAX, s_on_sync_up, s_on_sync_frame};
+    return gw_zconn_open(gw, &gw->fanout, &fanout) == 0 && gw_zconn_open(gw, &gw->sync, &sync) == 0
+               ? 0
+               : -1;
 }
 
 void
 gw_link_close(gateway_t *gw)
 {
-    if (gw->sub)
-        zmq_close(gw->sub);
-    if (gw->dealer)
-        zmq_close(gw->dealer);
-    gw->sub = gw->dealer = NULL;
-    if (gw->zctx)
-        zmq_ctx_term(gw->zctx);
-    gw->zctx = NULL;
+    gw_zconn_close(&gw->fanout);
+    gw_zconn_close(&gw->sync);
+    gw_batch_free(&gw->answer_batch);
 }
 
 /* ---------------------------------------------------------------- sending */
@@ -112,55 +72,47 @@ s_confirm_topic(const gateway_t *gw, uint64_t n, char *out, size_t outlen)
     return len > 0 && (size_t)len < outlen ? (size_t)len : 0;
 }
 
-static void
-s_subscribe(gateway_t *gw, const void *topic, size_t len, int on)
-{
-    if (zmq_setsockopt(gw->sub, on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, topic, len) != 0)
-        log_error(&gw->log, "%ssubscribe failed: %s", on ? "" : "un", zmq_strerror(errno));
-    gw->sub_ready = 1;
-}
-
 /*  Leaving users first (a user that left and came back in one pass was
  *  kept, not queued), then joining ones, then one confirmation after them
- *  all. Returns 1 if anything was sent. */
-static int
+ *  all. Nothing while the fanout is down: its "up" sends every
+ *  subscription again. */
+static void
 s_send_subscriptions(gateway_t *gw)
 {
-    int sent = 0;
+    buf_t *out = gw_zconn_out(&gw->fanout);
     gw_user_t *u;
     while ((u = gw->leaveq) != NULL) {
         DLIST_REMOVE(gw->leaveq, gw->leaveq_tail, u, qprev, qnext);
-        s_subscribe(gw, u->id, u->id_len + 1u, 0); /* the topic is the id and its NUL */
+        if (out)
+            zmtp_put_subscription(out, u->id, u->id_len + 1u, 0); /* the id and its NUL */
         log_debug(&gw->log, "unsubscribed user=%s", u->id);
         gw_user_free(gw, u);
-        sent = 1;
     }
+    if (!out)
+        return;
     while ((u = gw->joinq) != NULL) {
         DLIST_REMOVE(gw->joinq, gw->joinq_tail, u, qprev, qnext);
-        s_subscribe(gw, u->id, u->id_len + 1u, 1);
+        zmtp_put_subscription(out, u->id, u->id_len + 1u, 1);
         log_debug(&gw->log, "subscribed user=%s", u->id);
         u->state = GW_U_CONFIRMING;
         u->confirm_n = gw->confirm_sent + 1;
         DLIST_APPEND(gw->confirmq, gw->confirmq_tail, u, qprev, qnext);
         gw->confirm_wanted = 1;
-        sent = 1;
     }
     if (gw->confirm_wanted) {
         char topic[96];
         gw->confirm_wanted = 0;
         size_t len = s_confirm_topic(gw, ++gw->confirm_sent, topic, sizeof topic);
-        s_subscribe(gw, topic, len, 1);
-        sent = 1;
+        zmtp_put_subscription(out, topic, len, 1);
     }
-    return sent;
 }
 
-static int
+static void
 s_send_sync_requests(gateway_t *gw)
 {
-    int sent = 0;
+    buf_t *out = gw_zconn_out(&gw->sync);
     gw_session_t *s;
-    while ((s = gw->syncq) != NULL) {
+    while (out && (s = gw->syncq) != NULL) {
         DLIST_REMOVE(gw->syncq, gw->syncq_tail, s, qprev, qnext);
         wire_sync_req_t rq = {.req = ++gw->next_req};
         const char *epoch = NULL;
@@ -172,16 +124,41 @@ s_send_sync_requests(gateway_t *gw)
         }
         buf_reset(&gw->scratch);
         wire_pack_sync_req(&gw->scratch, &rq);
-        if (!buf_ok(&gw->scratch) ||
-            zmq_send(gw->dealer, gw->scratch.data, gw->scratch.len, ZMQ_DONTWAIT) < 0)
-            s->req = 0; /* not sent: the tick retries */
-        gw->dealer_ready = 1;
-        sent = 1;
+        zmtp_put_frame(out, gw->scratch.data, gw->scratch.len, 0);
     }
-    return sent;
 }
 
-/* ---------------------------------------------------------------- receiving */
+void
+gw_link_pump(gateway_t *gw)
+{
+    s_send_subscriptions(gw);
+    s_send_sync_requests(gw);
+    gw_zconn_flush(&gw->fanout);
+    gw_zconn_flush(&gw->sync);
+}
+
+/* ---------------------------------------------------------------- fanout */
+
+/*  (Re)connected: every subscription again, then a confirmation; after a
+ *  reconnect, live sessions catch up once it arrives. */
+static void
+s_on_fanout_up(gateway_t *gw, gw_zconn_t *c)
+{
+    buf_t *out = gw_zconn_out(c);
+    gw->sub_part = 0;
+    zmtp_put_subscription(out, TOPIC_HEARTBEAT, TOPIC_HEARTBEAT_LEN, 1);
+    size_t pos = 0;
+    gw_user_t *u;
+    while ((u = strmap_next(gw->users, &pos)) != NULL)
+        if (u->state == GW_U_CONFIRMING || u->state == GW_U_CONFIRMED)
+            zmtp_put_subscription(out, u->id, u->id_len + 1u, 1);
+    gw->confirm_wanted = 1;
+    if (gw->fanout_ever_up) {
+        gw->relink = 1;
+        gw->relink_confirm = gw->confirm_sent + 1;
+    }
+    gw->fanout_ever_up = 1;
+}
 
 static void
 s_on_heartbeat(gateway_t *gw, const void *data, size_t len)
@@ -207,11 +184,13 @@ s_on_heartbeat(gateway_t *gw, const void *data, size_t len)
         log_warn(&gw->log, "broker restarted (epoch %s)", gw->broker_epoch);
     else
         return;
-    if (was_known) {
-        /* The link was down or the broker restarted: events may have been
-         * published while we could not hear them. Once a confirmation shows
-         * our subscriptions are back, every live session catches up (a
-         * replay, or the new state if the epoch changed). */
+    if (was_known && !gw->relink) {
+        /* The heartbeats stopped for a while, or the broker restarted (the
+         * connection may never have dropped: a broker behind a proxy):
+         * events may have been published while we could not hear them.
+         * Once a confirmation shows our subscriptions are in effect, every
+         * live session catches up (a replay, or the new state if the epoch
+         * changed). */
         gw->relink = 1;
         gw->relink_confirm = gw->confirm_sent + 1;
         gw->confirm_wanted = 1;
@@ -232,7 +211,9 @@ s_on_confirm(gateway_t *gw, const char *topic, size_t len)
             return;
         n = n * 10 + (uint64_t)(topic[i] - '0');
     }
-    s_subscribe(gw, topic, len, 0);
+    buf_t *out = gw_zconn_out(&gw->fanout);
+    if (out)
+        zmtp_put_subscription(out, topic, len, 0);
     gw_user_t *u;
     while ((u = gw->confirmq) != NULL && u->confirm_n <= n) {
         DLIST_REMOVE(gw->confirmq, gw->confirmq_tail, u, qprev, qnext);
@@ -263,118 +244,123 @@ s_on_event(gateway_t *gw, const char *topic, size_t tlen, const void *data, size
     gw_user_deliver(gw, u, &ev);
 }
 
-/*  Reads one message from SUB. 0, or -1 when there was none. */
-static int
-s_read_sub(gateway_t *gw)
+/*  [topic][body]: the topic is kept (it may be read apart from its body),
+ *  then the body handled. Anything else is counted and skipped. */
+static void
+s_on_fanout_frame(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, size_t len, int first,
+                  int more)
 {
-    zmsg_t m;
-    if (zmsg_recv(&m, gw->sub, ZMQ_DONTWAIT) != 0)
-        return -1;
-    const char *topic = zmsg_data(&m, 0);
-    size_t tlen = zmsg_size(&m, 0);
-    if (m.count != 2 || m.truncated)
+    if (first)
+        gw->sub_part = 0;
+    if (gw->sub_part == 0) {
+        if (!more || len > sizeof gw->sub_topic) {
+            gw->stats.bad_broker_messages++;
+            gw->sub_part = 2;
+            return;
+        }
+        memcpy(gw->sub_topic, data, len);
+        gw->sub_topic_len = (uint8_t)len;
+        gw->sub_part = 1;
+        return;
+    }
+    if (gw->sub_part == 2)
+        return;
+    gw->sub_part = 2;
+    if (more) {
         gw->stats.bad_broker_messages++;
-    else if (tlen == TOPIC_HEARTBEAT_LEN && memcmp(topic, TOPIC_HEARTBEAT, tlen) == 0)
-        s_on_heartbeat(gw, zmsg_data(&m, 1), zmsg_size(&m, 1));
+        return;
+    }
+    const char *topic = gw->sub_topic;
+    size_t tlen = gw->sub_topic_len;
+    gw->last_heartbeat_ms = gw->broker_up ? clock_mono_ms() : gw->last_heartbeat_ms;
+    if (tlen == TOPIC_HEARTBEAT_LEN && memcmp(topic, TOPIC_HEARTBEAT, tlen) == 0)
+        s_on_heartbeat(gw, data, len);
     else if (tlen > TOPIC_CONFIRM_PREFIX_LEN &&
              memcmp(topic, TOPIC_CONFIRM_PREFIX, TOPIC_CONFIRM_PREFIX_LEN) == 0)
         s_on_confirm(gw, topic, tlen);
     else if (tlen >= 2 && topic[tlen - 1] == '\0')
-        s_on_event(gw, topic, tlen, zmsg_data(&m, 1), zmsg_size(&m, 1));
+        s_on_event(gw, topic, tlen, data, len);
     else
         gw->stats.bad_broker_messages++;
-    zmsg_close(&m);
-    return 0;
 }
 
-/*  Renders one event of a sync answer into the batch. */
-static int
-s_batch_add(gateway_t *gw, gw_user_t *u, gw_batch_t **bp, const void *data, size_t len)
+/* ---------------------------------------------------------------- sync */
+
+static void
+s_on_sync_up(gateway_t *gw, gw_zconn_t *c)
+{
+    gw_batch_free(&gw->answer_batch);
+    gw_session_resend_syncs(gw);
+}
+
+/*  The header of an answer: if a session waits for it, start its batch. */
+static void
+s_answer_begin(gateway_t *gw, const uint8_t *data, size_t len)
+{
+    wire_sync_head_t h;
+    gw_user_t *u = NULL;
+    gw_batch_free(&gw->answer_batch);
+    if (wire_read_sync_head(data, len, &h) != 0) {
+        gw->stats.bad_broker_messages++; /* the retry timer asks again */
+        return;
+    }
+    if (!(u = gw_user_find(gw, h.user_id.p, h.user_id.len)))
+        return; /* every session of that user left meanwhile */
+    if (h.error) {
+        gw_user_sync_refused(gw, u, h.req);
+        return;
+    }
+    if (!gw_user_sync_begin(gw, u, h.req, h.epoch.p, h.epoch.len))
+        return; /* stale: that session asked again, or went */
+    if (!(gw->answer_batch = gw_batch_new(h.seq))) {
+        log_error(&gw->log, "user=%s: out of memory for a sync answer", u->id);
+        return;
+    }
+    gw->answer_req = h.req;
+    gw->answer_gen = u->gen;
+    memcpy(gw->answer_user, u->id, (size_t)u->id_len + 1);
+}
+
+/*  One event of an answer, rendered into the batch. */
+static void
+s_answer_event(gateway_t *gw, const uint8_t *data, size_t len)
 {
     event_t ev;
     event_error_t err;
-    if (event_decode(&ev, data, len, EVENT_FROM_BROKER, &err) != 0 || ev.user_id.len != u->id_len ||
-        memcmp(ev.user_id.p, u->id, u->id_len) != 0) {
+    size_t ulen = strlen(gw->answer_user);
+    if (event_decode(&ev, data, len, EVENT_FROM_BROKER, &err) != 0 || ev.user_id.len != ulen ||
+        memcmp(ev.user_id.p, gw->answer_user, ulen) != 0) {
         gw->stats.bad_broker_messages++;
-        return 0; /* skip it; the seq check will ask again if it mattered */
+        return; /* skip it; the seq check will ask again if it mattered */
     }
     buf_reset(&gw->scratch);
-    if (event_render_json(&ev, &gw->scratch) != 0)
-        return -1;
-    gw_frame_t *f = gw_frame_new(gw->scratch.data, gw->scratch.len, GW_FRAME_EVENT);
-    if (!f)
-        return -1;
-    f->seq = ev.seq;
-    f->gen = u->gen;
-    return gw_batch_add(bp, f);
+    gw_frame_t *f = NULL;
+    if (event_render_json(&ev, &gw->scratch) != 0 ||
+        !(f = gw_frame_new(gw->scratch.data, gw->scratch.len, GW_FRAME_EVENT)) ||
+        (f->seq = ev.seq, f->gen = gw->answer_gen, gw_batch_add(&gw->answer_batch, f) != 0)) {
+        log_error(&gw->log, "user=%s: out of memory rendering a snapshot", gw->answer_user);
+        gw_batch_free(&gw->answer_batch); /* the retry timer asks again */
+    }
 }
 
-/*  Reads one whole sync answer (header + any number of event frames).
- *  0, or -1 when there was none. */
-static int
-s_read_dealer(gateway_t *gw)
+static void
+s_on_sync_frame(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, size_t len, int first,
+                int more)
 {
-    zmq_msg_t part;
-    zmq_msg_init(&part);
-    if (zmq_msg_recv(&part, gw->dealer, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&part);
-        return -1;
-    }
-    wire_sync_head_t h;
-    gw_user_t *u = NULL;
-    gw_batch_t *batch = NULL;
-    if (wire_read_sync_head(zmq_msg_data(&part), zmq_msg_size(&part), &h) != 0)
-        gw->stats.bad_broker_messages++; /* the retry timer asks again */
-    else if ((u = gw_user_find(gw, h.user_id.p, h.user_id.len)) == NULL)
-        ; /* every session of that user left meanwhile */
-    else if (h.error)
-        gw_user_sync_refused(gw, u, h.req);
-    else if (gw_user_sync_begin(gw, u, h.req, h.epoch.p, h.epoch.len) &&
-             !(batch = gw_batch_new(h.seq)))
-        log_error(&gw->log, "user=%s: out of memory for a sync answer", u->id);
-    while (zmq_msg_more(&part)) {
-        if (zmq_msg_recv(&part, gw->dealer, 0) < 0)
-            break;
-        if (batch && s_batch_add(gw, u, &batch, zmq_msg_data(&part), zmq_msg_size(&part)) != 0) {
-            log_error(&gw->log, "user=%s: out of memory rendering a snapshot", u->id);
-            gw_batch_free(&batch); /* the retry timer asks again */
-        }
-    }
-    zmq_msg_close(&part);
-    if (batch)
-        gw_user_synced(gw, u, h.req, batch);
-    return 0;
-}
-
-/* ---------------------------------------------------------------- the pump */
-
-int
-gw_link_pump(gateway_t *gw)
-{
-    if (!gw->sub)
-        return 0;
-    int budget = S_READ_BUDGET, progress;
-    do {
-        progress = s_send_subscriptions(gw) | s_send_sync_requests(gw);
-        int heard = 0;
-        while (gw->sub_ready && budget > 0) {
-            if (s_read_sub(gw) != 0)
-                gw->sub_ready = 0;
-            else
-                budget--, heard = progress = 1;
-        }
-        while (gw->dealer_ready && budget > 0) {
-            if (s_read_dealer(gw) != 0)
-                gw->dealer_ready = 0;
-            else
-                budget--, progress = 1;
-        }
-        /* Anything from the broker shows the link is alive: under a burst
-         * the heartbeats wait in the same queue as the events before them. */
-        if (heard && gw->broker_up)
-            gw->last_heartbeat_ms = clock_mono_ms();
-    } while (progress && budget > 0);
-    return budget == 0;
+    if (first)
+        s_answer_begin(gw, data, len);
+    else if (gw->answer_batch)
+        s_answer_event(gw, data, len);
+    if (more || !gw->answer_batch)
+        return;
+    /* The whole answer: the user may have gone while it arrived. */
+    gw_batch_t *batch = gw->answer_batch;
+    gw->answer_batch = NULL;
+    gw_user_t *u = gw_user_find(gw, gw->answer_user, strlen(gw->answer_user));
+    if (u)
+        gw_user_synced(gw, u, gw->answer_req, batch);
+    else
+        gw_batch_free(&batch);
 }
 
 void
@@ -384,4 +370,6 @@ gw_link_check(gateway_t *gw, int64_t now_ms)
         gw->broker_up = 0;
         log_warn(&gw->log, "broker link down: no heartbeat for %d ms", GW_BROKER_DEAD_MS);
     }
+    if (gw_zconn_up(&gw->fanout) && now_ms - gw->fanout.last_rx_ms > S_SILENCE_MS)
+        gw_zconn_reset(&gw->fanout, "nothing from the broker for 5 s");
 }

@@ -9,11 +9,9 @@
  *  in the same loop:
  *    - the listening socket (listen.c accepts and hands sockets to lws),
  *    - the signalfd (SIGTERM/SIGINT: orderly shutdown),
- *    - the two ZeroMQ sockets' ZMQ_FD, which only wake the loop: ZMQ_FD
- *      signals edges, so the link is drained in the before-sleep hook,
- *      after every callback of the pass (which may have sent on a socket
- *      and so consumed its edge),
- *    - a 100 ms tick: timeouts, heartbeat check, a safety-net drain. It is
+ *    - the two connections to the broker (zconn.c: ZMTP spoken by this
+ *      loop, no libzmq I/O thread in between),
+ *    - a 100 ms tick: timeouts, the broker's heartbeat. It is
  *      an lws_sul, not an ev_timer, on purpose: lws 4.1.6's libev plugin
  *      arms its one ev_timer for the earliest lws timer, but cannot move an
  *      armed ev_timer earlier (ev_timer_set on an active watcher), so a
@@ -23,8 +21,8 @@
  *      time.
  *  The before-sleep hook (an ev_prepare, as Redis's beforeSleep) runs
  *  gw_link_pump() once per pass: what sessions and users queued goes out
- *  in one batch, what arrived is read to EAGAIN. Nothing waits on a timer:
- *  an event that arrives leaves in the same pass.
+ *  in one batch. Nothing waits on a timer: an event that arrives leaves in
+ *  the same pass.
  */
 #include <errno.h>
 #include <signal.h>
@@ -124,25 +122,12 @@ s_on_listen(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 static void
-s_on_sub(struct ev_loop *loop, ev_io *w, int revents)
-{
-    s_gw(loop)->sub_ready = 1;
-}
-
-static void
-s_on_dealer(struct ev_loop *loop, ev_io *w, int revents)
-{
-    s_gw(loop)->dealer_ready = 1;
-}
-
-static void
 s_on_tick(lws_sorted_usec_list_t *sul)
 {
     gateway_t *gw = lws_container_of(sul, gateway_t, sul_tick);
     int64_t now = clock_mono_ms();
     gw_link_check(gw, now);
     gw_session_check_pending(gw, now);
-    gw->sub_ready = gw->dealer_ready = 1; /* safety net: the pump drains both */
     if (gw->stopping && (gw->nsessions == 0 || now >= gw->stop_deadline_ms)) {
         ev_break(gw->loop, EVBREAK_ALL);
         return;
@@ -150,21 +135,10 @@ s_on_tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(gw->lws, 0, &gw->sul_tick, s_on_tick, GW_TICK_MS * LWS_US_PER_MS);
 }
 
-/*  Nothing to do but keep the loop from sleeping while the pump has work
- *  left (the before-sleep hook runs again first). */
-static void
-s_on_idle(struct ev_loop *loop, ev_idle *w, int revents)
-{
-}
-
 static void
 s_before_sleep(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    gateway_t *gw = s_gw(loop);
-    if (gw_link_pump(gw))
-        ev_idle_start(loop, &gw->w_idle);
-    else
-        ev_idle_stop(loop, &gw->w_idle);
+    gw_link_pump(s_gw(loop));
 }
 
 static void
@@ -243,11 +217,8 @@ gw_loop_open(gateway_t *gw)
         gw_link_open(gw) != 0)
         return -1;
     s_watch(gw, &gw->w_listen, gw->listen_fd, s_on_listen);
-    s_watch(gw, &gw->w_sub, gw->sub_fd, s_on_sub);
-    s_watch(gw, &gw->w_dealer, gw->dealer_fd, s_on_dealer);
     ev_prepare_init(&gw->w_prepare, s_before_sleep);
     ev_prepare_start(gw->loop, &gw->w_prepare);
-    ev_idle_init(&gw->w_idle, s_on_idle);
     lws_sul_schedule(gw->lws, 0, &gw->sul_tick, s_on_tick, GW_TICK_MS * LWS_US_PER_MS);
     return 0;
 }

@@ -106,7 +106,7 @@ main(int argc, char **argv)
 {
     gateway_t gw;
     memset(&gw, 0, sizeof gw);
-    gw.listen_fd = gw.spare_fd = gw.sigfd = gw.sub_fd = gw.dealer_fd = -1;
+    gw.listen_fd = gw.spare_fd = gw.sigfd = -1;
     log_init(&gw.log, "taskcast-gateway", LOG_INFO);
     char err[256];
     cfg_opt_t opt[O_COUNT];

@@ -265,6 +265,14 @@ gw_session_check_pending(gateway_t *gw, int64_t now_ms)
     }
 }
 
+void
+gw_session_resend_syncs(gateway_t *gw)
+{
+    for (gw_session_t *s = gw->pending; s; s = s->pnext)
+        if (s->state == GW_S_SYNCING)
+            gw_session_sync(gw, s);
+}
+
 /* ---------------------------------------------------------------- receive */
 
 int
