@@ -100,7 +100,7 @@ struct gw_session {
     gw_user_t *user;
     gw_cursor_t cursor;          /* in user->ring: the user's sessions */
     gw_session_t *pnext, *pprev; /* sessions waiting to sync (timeouts) */
-    gw_session_t *qnext, *qprev; /* sessions queued for a sync request */
+    gw_session_t *qnext, *qprev; /* the sync queue, or the wake queue (queued says) */
     uint64_t last_seq;           /* highest seq delivered (or known to the client) */
     uint64_t req;                /* sync request out, 0 if none */
     uint64_t since;              /* resume point asked by the client (has_since) */
@@ -116,7 +116,11 @@ struct gw_session {
     uint8_t state; /* gw_state_t */
     uint8_t pongs; /* pongs owed */
     uint8_t has_since;
+    uint8_t queued; /* 0, GW_Q_SYNC or GW_Q_WAKE */
 };
+
+#define GW_Q_SYNC 1 /* gw->syncq: a sync request is to be sent */
+#define GW_Q_WAKE 2 /* gw->wakeq: new frames are to be written */
 
 /* ---------------------------------------------------------------- broker connections */
 
@@ -219,6 +223,7 @@ struct gateway {
     gw_user_t *confirmq, *confirmq_tail; /* users waiting for a confirmation */
     gw_user_t *leaveq, *leaveq_tail;     /* users to unsubscribe and free */
     gw_session_t *syncq, *syncq_tail;    /* sessions to send a sync request for */
+    gw_session_t *wakeq, *wakeq_tail;    /* live sessions with new frames on their ring */
 
     strmap_t *users;
     uint32_t nsessions;
@@ -344,8 +349,15 @@ void gw_session_sync_sent(gateway_t *gw, gw_session_t *s, uint64_t req, uint64_t
 /*  The session's sync answer arrived (batch taken, may be empty); the
  *  user's epoch is already the answer's. */
 void gw_session_synced(gateway_t *gw, gw_session_t *s, gw_batch_t *batch);
-/*  New frames on the user's ring: ask for WRITEABLE if live. */
-void gw_session_wake(gw_session_t *s);
+/*  New frames on the user's ring: a live session is queued to write. */
+void gw_session_wake(gateway_t *gw, gw_session_t *s);
+/*  Before the loop sleeps: every queued session writes what is ready at
+ *  once, in one send, if lws holds nothing unsent for it (else, and for
+ *  control frames, it asks lws for WRITEABLE as usual). */
+void gw_session_write_woken(gateway_t *gw);
+/*  LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: lws answers the close; nothing
+ *  more is written. */
+void gw_session_peer_closing(gateway_t *gw, gw_session_t *s);
 /*  Every tick: sync retries and give-ups. */
 void gw_session_check_pending(gateway_t *gw, int64_t now_ms);
 /*  The sync link is back: requests that were out go again now. */

@@ -19,10 +19,11 @@
  *      would wait for the armed one. A 100 ms lws timer keeps the armed one
  *      at most 100 ms away, so every lws timer fires within 100 ms of its
  *      time.
- *  The before-sleep hook (an ev_prepare, as Redis's beforeSleep) runs
- *  gw_link_pump() once per pass: what sessions and users queued goes out
- *  in one batch. Nothing waits on a timer: an event that arrives leaves in
- *  the same pass.
+ *  The before-sleep hook (an ev_prepare, as Redis's beforeSleep) runs once
+ *  per pass: sessions with new frames write them straight away (one send
+ *  each, no round trip through EPOLLOUT), then gw_link_pump() sends what
+ *  sessions and users queued for the broker, in one batch. Nothing waits
+ *  on a timer: an event that arrives leaves in the same pass.
  */
 #include <errno.h>
 #include <signal.h>
@@ -56,6 +57,9 @@ s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
         return gw_session_receive(gw, wsi, s, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return gw_session_writeable(gw, wsi, s);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        gw_session_peer_closing(gw, s);
+        return 0;
     case LWS_CALLBACK_CLOSED:
         gw_user_leave(gw, s);
         gw_session_closed(gw, s);
@@ -138,7 +142,9 @@ s_on_tick(lws_sorted_usec_list_t *sul)
 static void
 s_before_sleep(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    gw_link_pump(s_gw(loop));
+    gateway_t *gw = s_gw(loop);
+    gw_session_write_woken(gw); /* may queue sync requests (a gap) */
+    gw_link_pump(gw);
 }
 
 static void

@@ -53,21 +53,27 @@ s_pending_remove(gateway_t *gw, gw_session_t *s)
         DLIST_REMOVE(gw->pending, gw->pending_tail, s, pprev, pnext);
 }
 
+/*  Out of the sync or the wake queue, whichever it is in. */
 static void
-s_syncq_remove(gateway_t *gw, gw_session_t *s)
+s_dequeue(gateway_t *gw, gw_session_t *s)
 {
-    if (s->state == GW_S_SYNC_WANTED)
+    if (s->queued == GW_Q_SYNC)
         DLIST_REMOVE(gw->syncq, gw->syncq_tail, s, qprev, qnext);
+    else if (s->queued == GW_Q_WAKE)
+        DLIST_REMOVE(gw->wakeq, gw->wakeq_tail, s, qprev, qnext);
+    s->queued = 0;
+}
+
+void
+gw_session_wake(gateway_t *gw, gw_session_t *s)
+{
+    if (s->state == GW_S_LIVE && !s->queued) {
+        s->queued = GW_Q_WAKE;
+        DLIST_APPEND(gw->wakeq, gw->wakeq_tail, s, qprev, qnext);
+    }
 }
 
 /* ---------------------------------------------------------------- failing */
-
-void
-gw_session_wake(gw_session_t *s)
-{
-    if (s->state == GW_S_LIVE)
-        lws_callback_on_writable(s->wsi);
-}
 
 void
 gw_session_fail(gateway_t *gw, gw_session_t *s, gw_error_t e, const char *detail)
@@ -76,7 +82,7 @@ gw_session_fail(gateway_t *gw, gw_session_t *s, gw_error_t e, const char *detail
         return;
     const gw_error_info_t *info = gw_error_info(e);
     s_pending_remove(gw, s);
-    s_syncq_remove(gw, s);
+    s_dequeue(gw, s);
     if (s->user)
         gw_ring_park(&s->user->ring, &s->cursor); /* reads nothing more */
     gw_batch_free(&s->batch);
@@ -195,8 +201,10 @@ gw_session_sync(gateway_t *gw, gw_session_t *s)
      * keeps it, a new sync (a first one, a gap, a relink) starts it. */
     if (!s_in_pending(gw, s))
         s->wait_since_ms = clock_mono_ms();
+    s_dequeue(gw, s); /* it may have been woken: it writes after the sync */
     s->state = GW_S_SYNC_WANTED;
     s_pending_add(gw, s);
+    s->queued = GW_Q_SYNC;
     DLIST_APPEND(gw->syncq, gw->syncq_tail, s, qprev, qnext);
 }
 
@@ -435,15 +443,12 @@ s_write_frames(gateway_t *gw, struct lws *wsi, gw_frame_t **frames, size_t n)
                                                                                              : 0;
 }
 
-int
-gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
+/*  Sends what is ready (up to a budget) in one write. Returns 1 if the
+ *  budget stopped it or an error frame is out (more to write: ask for
+ *  WRITEABLE), 0 when done, -1 if the connection failed. */
+static int
+s_write_ready(gateway_t *gw, struct lws *wsi, gw_session_t *s)
 {
-    if (!s->ctl && s->state == GW_S_CLOSING) {
-        /* The error frame has left (lws calls WRITEABLE only once what it
-         * holds is sent): now the close. */
-        lws_close_reason(wsi, (enum lws_close_status)s->close_code, NULL, 0);
-        return -1;
-    }
     gw_frame_t *frames[S_WRITES_PER_CALLBACK];
     size_t n = 0, bytes = 0;
     while (n < S_WRITES_PER_CALLBACK && bytes < S_WRITE_BYTES) {
@@ -462,10 +467,61 @@ gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
         gw_frame_unref(&frames[i]);
     if (rc != 0)
         return -1;
-    /* Stopped by the budget (more may wait), or closing after the error. */
-    if (n == S_WRITES_PER_CALLBACK || bytes >= S_WRITE_BYTES || s->state == GW_S_CLOSING)
+    return n == S_WRITES_PER_CALLBACK || bytes >= S_WRITE_BYTES || s->state == GW_S_CLOSING;
+}
+
+int
+gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
+{
+    if (!s->ctl && s->state == GW_S_CLOSING) {
+        /* The error frame has left (lws calls WRITEABLE only once what it
+         * holds is sent): now the close. */
+        lws_close_reason(wsi, (enum lws_close_status)s->close_code, NULL, 0);
+        return -1;
+    }
+    int rc = s_write_ready(gw, wsi, s);
+    if (rc < 0)
+        return -1;
+    if (rc > 0)
         lws_callback_on_writable(wsi);
     return 0;
+}
+
+void
+gw_session_write_woken(gateway_t *gw)
+{
+    gw_session_t *s;
+    while ((s = gw->wakeq) != NULL) {
+        s_dequeue(gw, s);
+        /* Straight away when only ring frames are due and lws holds
+         * nothing unsent (a partial send lws keeps must go first: it
+         * finishes it on EPOLLOUT). Control frames, and anything after a
+         * failure, take the WRITEABLE path, where a close can follow. */
+        int rc = 1;
+        if (s->state == GW_S_LIVE && !s->ctl && !s->pongs && !s->batch &&
+            !lws_partial_buffered(s->wsi))
+            rc = s_write_ready(gw, s->wsi, s);
+        if (rc < 0) /* the socket failed: lws closes it, not in its callback */
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+        else if (rc > 0 || s->ctl)
+            lws_callback_on_writable(s->wsi);
+    }
+}
+
+void
+gw_session_peer_closing(gateway_t *gw, gw_session_t *s)
+{
+    if (s->state == GW_S_CLOSING || !s->wsi)
+        return;
+    s_pending_remove(gw, s);
+    s_dequeue(gw, s);
+    if (s->user)
+        gw_ring_park(&s->user->ring, &s->cursor);
+    gw_batch_free(&s->batch);
+    gw_frame_unref(&s->ctl);
+    s->state = GW_S_CLOSING;
+    s->close_code = LWS_CLOSE_STATUS_NORMAL;
+    s->pongs = 0;
 }
 
 void
@@ -474,7 +530,7 @@ gw_session_closed(gateway_t *gw, gw_session_t *s)
     if (!s->wsi)
         return; /* never established */
     s_pending_remove(gw, s);
-    s_syncq_remove(gw, s);
+    s_dequeue(gw, s);
     gw_batch_free(&s->batch);
     gw_frame_unref(&s->ctl);
     free(s->resume_epoch);

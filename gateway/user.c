@@ -155,7 +155,7 @@ gw_user_deliver(gateway_t *gw, gw_user_t *u, const event_t *ev)
         return;
     }
     for (gw_cursor_t *c = u->ring.first; c; c = c->next)
-        gw_session_wake(gw_session_of(c));
+        gw_session_wake(gw, gw_session_of(c));
 }
 
 static gw_session_t *
