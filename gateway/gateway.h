@@ -117,6 +117,10 @@ struct gw_session {
     uint8_t pongs; /* pongs owed */
     uint8_t has_since;
     uint8_t queued; /* 0, GW_Q_SYNC or GW_Q_WAKE */
+    uint8_t ping_due;  /* a WebSocket ping is to be sent */
+    uint8_t ka_pinged; /* keepalive.c: pinged, no answer yet */
+    uint32_t ka_index; /* keepalive.c: heap position + 1, 0 if not in it */
+    int64_t ka_due_ms, ka_last_rx_ms, ka_ping_ms;
 };
 
 #define GW_Q_SYNC 1 /* gw->syncq: a sync request is to be sent */
@@ -168,6 +172,14 @@ struct gw_zconn {
 
 /* ---------------------------------------------------------------- context */
 
+/*  Sessions by the time keepalive.c must next look at them. */
+typedef struct gw_keepalive {
+    gw_session_t **heap;
+    uint32_t n, cap;
+    int64_t ping_ms;   /* silence before a ping (--ping-interval) */
+    int64_t hangup_ms; /* silence before the end: 2.5 intervals */
+} gw_keepalive_t;
+
 typedef struct gw_stats {
     uint64_t connections_total, auth_failures, events_received, frames_sent, gaps, syncs,
         sync_timeouts, slow_consumers, http_requests, not_found, bad_broker_messages;
@@ -181,7 +193,7 @@ struct gateway {
     char name[128];
     char host[256];
     int port;
-    lws_retry_bo_t idle_policy; /* WebSocket pings to idle clients */
+    gw_keepalive_t keepalive;
 
     /* loop.c */
     struct ev_loop *loop;
@@ -363,12 +375,28 @@ void gw_session_check_pending(gateway_t *gw, int64_t now_ms);
 /*  The sync link is back: requests that were out go again now. */
 void gw_session_resend_syncs(gateway_t *gw);
 
+/*  keepalive.c asks for a WebSocket ping. */
+void gw_session_ping(gateway_t *gw, gw_session_t *s);
+/*  keepalive.c found it silent for silent_ms after a ping: closed. */
+void gw_session_hang_up(gateway_t *gw, gw_session_t *s, int64_t silent_ms);
+
 /*  The session that owns a ring cursor. */
 static inline gw_session_t *
 gw_session_of(gw_cursor_t *c)
 {
     return lws_container_of(c, gw_session_t, cursor);
 }
+
+/* ---------------------------------------------------------------- keepalive.c */
+
+/*  Watches a session from now. 0, or -1 on OOM. */
+int gw_keepalive_add(gateway_t *gw, gw_session_t *s, int64_t now_ms);
+void gw_keepalive_remove(gateway_t *gw, gw_session_t *s);
+/*  The client sent something (a pong, a message). */
+void gw_keepalive_seen(gateway_t *gw, gw_session_t *s, int64_t now_ms);
+/*  From the tick: pings and hang-ups that are due. */
+void gw_keepalive_check(gateway_t *gw, int64_t now_ms);
+void gw_keepalive_free(gateway_t *gw);
 
 /* ---------------------------------------------------------------- http.c */
 

@@ -57,6 +57,9 @@ s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
         return gw_session_receive(gw, wsi, s, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return gw_session_writeable(gw, wsi, s);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        gw_keepalive_seen(gw, s, clock_mono_ms());
+        return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         gw_session_peer_closing(gw, s);
         return 0;
@@ -132,6 +135,7 @@ s_on_tick(lws_sorted_usec_list_t *sul)
     int64_t now = clock_mono_ms();
     gw_link_check(gw, now);
     gw_session_check_pending(gw, now);
+    gw_keepalive_check(gw, now);
     if (gw->stopping && (gw->nsessions == 0 || now >= gw->stop_deadline_ms)) {
         ev_break(gw->loop, EVBREAK_ALL);
         return;
@@ -179,6 +183,11 @@ s_lws_open(gateway_t *gw)
                                                        : LLL_ERR | LLL_WARN,
                       s_lws_log);
     void *foreign[1] = {gw->loop};
+    /* No lws idle policy (its default pings after 300 s): keepalive.c does
+     * it, because lws 4.1 keeps each connection's validity timer in one
+     * sorted list and inserting one walks them all. A policy without a
+     * hang-up time is lws's way to say "none". */
+    static const lws_retry_bo_t no_validity = {0};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
@@ -186,9 +195,9 @@ s_lws_open(gateway_t *gw)
     info.user = gw;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBEV;
     info.foreign_loops = foreign;
+    info.retry_and_idle_policy = &no_validity;
     info.max_http_header_data = 8192;
     info.max_http_header_pool = 256;
-    info.retry_and_idle_policy = &gw->idle_policy;
     info.timeout_secs = 10;
     info.vhost_name = "taskcast";
     gw->lws = lws_create_context(&info);

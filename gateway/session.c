@@ -139,6 +139,10 @@ gw_session_established(gateway_t *gw, struct lws *wsi, gw_session_t *s, char *ui
     s->state = GW_S_WAIT_CONFIRM;
     s->connected_ms = clock_wall_ms();
     gw->nsessions++;
+    if (gw_keepalive_add(gw, s, clock_mono_ms()) != 0) {
+        gw_session_fail(gw, s, GW_E_INTERNAL, NULL);
+        return -1;
+    }
     gw->stats.connections_total++;
 
     char peer[64] = "?", path[256] = "";
@@ -288,6 +292,7 @@ gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *
 {
     if (s->state == GW_S_CLOSING)
         return 0;
+    gw_keepalive_seen(gw, s, clock_mono_ms());
     if (lws_frame_is_binary(wsi)) {
         gw_session_fail(gw, s, GW_E_BINARY, NULL);
         return 0;
@@ -479,12 +484,39 @@ gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
         lws_close_reason(wsi, (enum lws_close_status)s->close_code, NULL, 0);
         return -1;
     }
+    if (s->ping_due && s->state != GW_S_CLOSING) {
+        /* A ping on its own (one lws_write per WRITEABLE), then the rest.
+         * It carries a payload: lws 4.1 tells us of no empty pong. */
+        unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 't', [LWS_PRE + 1] = 'c'};
+        s->ping_due = 0;
+        if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+            return -1;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
     int rc = s_write_ready(gw, wsi, s);
     if (rc < 0)
         return -1;
     if (rc > 0)
         lws_callback_on_writable(wsi);
     return 0;
+}
+
+void
+gw_session_ping(gateway_t *gw, gw_session_t *s)
+{
+    if (s->state == GW_S_CLOSING)
+        return;
+    s->ping_due = 1;
+    lws_callback_on_writable(s->wsi);
+}
+
+void
+gw_session_hang_up(gateway_t *gw, gw_session_t *s, int64_t silent_ms)
+{
+    log_info(&gw->log, "conn=%u: silent for %lld s after a ping, closing", s->id,
+             (long long)(silent_ms / 1000));
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_ASYNC);
 }
 
 void
@@ -498,7 +530,7 @@ gw_session_write_woken(gateway_t *gw)
          * finishes it on EPOLLOUT). Control frames, and anything after a
          * failure, take the WRITEABLE path, where a close can follow. */
         int rc = 1;
-        if (s->state == GW_S_LIVE && !s->ctl && !s->pongs && !s->batch &&
+        if (s->state == GW_S_LIVE && !s->ctl && !s->pongs && !s->batch && !s->ping_due &&
             !lws_partial_buffered(s->wsi))
             rc = s_write_ready(gw, s->wsi, s);
         if (rc < 0) /* the socket failed: lws closes it, not in its callback */
@@ -531,6 +563,7 @@ gw_session_closed(gateway_t *gw, gw_session_t *s)
         return; /* never established */
     s_pending_remove(gw, s);
     s_dequeue(gw, s);
+    gw_keepalive_remove(gw, s);
     gw_batch_free(&s->batch);
     gw_frame_unref(&s->ctl);
     free(s->resume_epoch);
