@@ -51,6 +51,8 @@
 /* ---------------------------------------------------------------- limits */
 
 #define GW_CLIENT_MSG_MAX  512          /* bytes a browser may send in one message */
+#define GW_RX_BUFFER       64           /* lws's receive buffer per connection: bigger
+                                           messages arrive in pieces (session.c) */
 #define GW_TX_PACKET_MAX   (512 * 1024) /* one send() may carry a whole frame */
 #define GW_RING_MAX        4096         /* events kept per user for its sessions */
 #define GW_RING_BYTES_MAX  (8u << 20)   /* bytes kept per user for its sessions */
@@ -107,12 +109,14 @@ struct gw_session {
     gw_batch_t *batch;           /* sync answer being sent */
     gw_frame_t *ctl;             /* control frame to send next (hello or error) */
     char *resume_epoch;          /* epoch asked by the client, NULL if none */
+    char *rx;                    /* a client message arriving in pieces, NULL if none */
     int64_t connected_ms;        /* wall clock */
     int64_t wait_since_ms;       /* when this session began waiting to sync */
     int64_t req_sent_ms;
     uint32_t id;
     uint32_t gen; /* epoch generation announced in our last hello, 0: none */
     uint16_t close_code;
+    uint16_t rx_len;
     uint8_t state; /* gw_state_t */
     uint8_t pongs; /* pongs owed */
     uint8_t has_since;

@@ -73,7 +73,7 @@ s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 }
 
 static const struct lws_protocols s_protocols[] = {
-    {"taskcast", s_callback, sizeof(gw_session_t), GW_CLIENT_MSG_MAX, 0, NULL, GW_TX_PACKET_MAX},
+    {"taskcast", s_callback, sizeof(gw_session_t), GW_RX_BUFFER, 0, NULL, GW_TX_PACKET_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 /*  lws's own lines go through our logger (and its token redaction). */

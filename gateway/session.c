@@ -287,6 +287,26 @@ gw_session_resend_syncs(gateway_t *gw)
 
 /* ---------------------------------------------------------------- receive */
 
+/*  A whole client message. */
+static void
+s_on_message(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *in, size_t len)
+{
+    json_tok_t toks[16];
+    int n = json_parse(in, len, toks, 16, 4);
+    int t = n > 0 && toks[0].type == JSON_OBJECT ? json_object_get(in, toks, 0, "type") : -1;
+    if (t > 0 && toks[t].type == JSON_STRING && json_string_eq(in, &toks[t], "ping")) {
+        if (s->pongs < S_PONGS_MAX)
+            s->pongs++;
+        lws_callback_on_writable(wsi);
+        return;
+    }
+    if (!s->ctl) {
+        const gw_error_info_t *e = gw_error_info(GW_E_BAD_MESSAGE);
+        s->ctl = gw_frame_error(e->code, e->sentence);
+        lws_callback_on_writable(wsi);
+    }
+}
+
 int
 gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *in, size_t len)
 {
@@ -297,24 +317,35 @@ gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *
         gw_session_fail(gw, s, GW_E_BINARY, NULL);
         return 0;
     }
-    if (!lws_is_first_fragment(wsi) || !lws_is_final_fragment(wsi) ||
-        lws_remaining_packet_payload(wsi) > 0 || len > GW_CLIENT_MSG_MAX) {
+    /* lws's receive buffer is small (browsers send a ping now and then):
+     * a bigger message, or one the client fragmented, arrives in pieces,
+     * gathered here up to the limit. */
+    int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (last && !s->rx) {
+        if (len > GW_CLIENT_MSG_MAX)
+            gw_session_fail(gw, s, GW_E_TOO_BIG, NULL);
+        else
+            s_on_message(gw, wsi, s, in, len);
+        return 0;
+    }
+    if (len > (size_t)GW_CLIENT_MSG_MAX - s->rx_len) {
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = 0;
         gw_session_fail(gw, s, GW_E_TOO_BIG, NULL);
         return 0;
     }
-    json_tok_t toks[16];
-    int n = json_parse(in, len, toks, 16, 4);
-    int t = n > 0 && toks[0].type == JSON_OBJECT ? json_object_get(in, toks, 0, "type") : -1;
-    if (t > 0 && toks[t].type == JSON_STRING && json_string_eq(in, &toks[t], "ping")) {
-        if (s->pongs < S_PONGS_MAX)
-            s->pongs++;
-        lws_callback_on_writable(wsi);
+    if (!s->rx && !(s->rx = malloc(GW_CLIENT_MSG_MAX))) {
+        gw_session_fail(gw, s, GW_E_INTERNAL, NULL);
         return 0;
     }
-    if (!s->ctl) {
-        const gw_error_info_t *e = gw_error_info(GW_E_BAD_MESSAGE);
-        s->ctl = gw_frame_error(e->code, e->sentence);
-        lws_callback_on_writable(wsi);
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len = (uint16_t)(s->rx_len + len);
+    if (last) {
+        s_on_message(gw, wsi, s, s->rx, s->rx_len);
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = 0;
     }
     return 0;
 }
@@ -568,6 +599,8 @@ gw_session_closed(gateway_t *gw, gw_session_t *s)
     gw_frame_unref(&s->ctl);
     free(s->resume_epoch);
     s->resume_epoch = NULL;
+    free(s->rx);
+    s->rx = NULL;
     gw->nsessions--;
     log_info(&gw->log, "closed conn=%u", s->id);
     s->wsi = NULL;
