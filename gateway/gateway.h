@@ -85,7 +85,7 @@ struct gw_user {
     uint8_t epoch_len;
     uint8_t id_len;
     char epoch[EVENT_EPOCH_MAX + 1];
-    char id[EVENT_USER_ID_MAX + 2]; /* id, NUL: the topic is id_len + 1 bytes */
+    char id[]; /* id_len bytes and a NUL: the topic is id_len + 1 bytes */
 };
 
 typedef enum {
@@ -124,7 +124,7 @@ struct gw_session {
     uint8_t ping_due;  /* a WebSocket ping is to be sent */
     uint8_t ka_pinged; /* keepalive.c: pinged, no answer yet */
     uint32_t ka_index; /* keepalive.c: heap position + 1, 0 if not in it */
-    int64_t ka_due_ms, ka_last_rx_ms, ka_ping_ms;
+    int64_t ka_due_ms, ka_last_rx_ms;
 };
 
 #define GW_Q_SYNC 1 /* gw->syncq: a sync request is to be sent */

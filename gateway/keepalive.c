@@ -130,16 +130,15 @@ gw_keepalive_check(gateway_t *gw, int64_t now_ms)
     while (k->n > 0 && k->heap[0]->ka_due_ms <= now_ms) {
         gw_session_t *s = k->heap[0];
         int64_t silent = now_ms - s->ka_last_rx_ms;
-        if (s->ka_pinged && s->ka_last_rx_ms < s->ka_ping_ms && silent >= k->hangup_ms) {
+        /* still pinged: nothing came since the ping (gw_keepalive_seen()
+         * clears it) */
+        if (s->ka_pinged && silent >= k->hangup_ms) {
             gw_keepalive_remove(gw, s);
             gw_session_hang_up(gw, s, silent);
             continue;
         }
-        if (s->ka_pinged && s->ka_last_rx_ms >= s->ka_ping_ms)
-            s->ka_pinged = 0; /* it answered */
         if (!s->ka_pinged && silent >= k->ping_ms) {
             s->ka_pinged = 1;
-            s->ka_ping_ms = now_ms;
             gw_session_ping(gw, s);
         }
         s->ka_due_ms = s->ka_last_rx_ms + (s->ka_pinged ? k->hangup_ms : k->ping_ms);

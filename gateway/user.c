@@ -24,7 +24,7 @@ gw_user_find(gateway_t *gw, const char *id, size_t len)
 static gw_user_t *
 s_user_new(gateway_t *gw, const char *id, size_t len)
 {
-    gw_user_t *u = calloc(1, sizeof *u);
+    gw_user_t *u = calloc(1, sizeof *u + len + 1); /* the id follows, NUL-terminated */
     if (!u)
         return NULL;
     memcpy(u->id, id, len);
