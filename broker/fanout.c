@@ -57,6 +57,7 @@ s_send_control(broker_t *bk, const void *topic, size_t topic_len, int64_t wall_m
     if (zmq_send(bk->fanout, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(bk->fanout, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT) < 0)
         log_warn(&bk->log, "control message not sent: %s", zmq_strerror(errno));
+    bk->sent |= BK_SOCK_FANOUT; /* the loop reads the XPUB again */
 }
 
 void

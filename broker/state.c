@@ -45,7 +45,7 @@ s_idle_unlink(bk_state_t *st, bk_user_t *u)
 static void
 s_idle_update(bk_state_t *st, bk_user_t *u, int64_t now_ms)
 {
-    int idle = !u->subscribed && strmap_size(u->tasks) == 0;
+    int idle = !u->subscribed && strmap_size(u->tasks) == 0 && u->pins == 0;
     if (!idle) {
         s_idle_unlink(st, u);
         return;
@@ -225,6 +225,19 @@ bk_state_user(bk_state_t *st, const char *id, size_t len, int64_t now_ms)
 }
 
 void
+bk_state_pin(bk_user_t *u)
+{
+    u->pins++;
+}
+
+void
+bk_state_unpin(bk_state_t *st, bk_user_t *u, int64_t now_ms)
+{
+    if (--u->pins == 0)
+        s_idle_update(st, u, now_ms);
+}
+
+void
 bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed, int64_t now_ms)
 {
     if (!event_user_id_valid(id, len))
@@ -266,7 +279,7 @@ bk_state_destroy(bk_state_t *st)
 /* ---------------------------------------------------------------- record */
 
 bk_record_t
-bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_ms, buf_t *scratch,
+bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_ms,
                 bk_user_t **user_out, bk_blob_t **blob_out)
 {
     bk_user_t *u = bk_state_user(st, ev->user_id.p, ev->user_id.len, now_ms);
@@ -279,16 +292,14 @@ bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_
         return BK_RECORD_OVERLOADED;
 
     uint64_t seq = u->seq + 1;
-    buf_reset(scratch);
-    if (event_pack_published(ev, ev->has_ts ? ev->ts : wall_ms, seq, u->epoch, u->epoch_len,
-                             scratch) != 0)
-        return BK_RECORD_NOMEM;
-    bk_blob_t *blob = malloc(sizeof *blob + scratch->len);
+    /* Packed once, straight into the blob that the task's state, the
+     * history, the journal and the publish all share. */
+    size_t len = event_published_size(ev, wall_ms, seq, u->epoch_len);
+    bk_blob_t *blob = malloc(sizeof *blob + len);
     if (!blob)
         return BK_RECORD_NOMEM;
     blob->refs = 1;
-    blob->len = (uint32_t)scratch->len;
-    memcpy(blob->data, scratch->data, scratch->len);
+    blob->len = (uint32_t)event_put_published(ev, wall_ms, seq, u->epoch, u->epoch_len, blob->data);
 
     if (!t && !(t = s_task_new(st, u, ev))) {
         free(blob);

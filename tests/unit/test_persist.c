@@ -51,7 +51,6 @@ bk_open(broker_t *bk, const char *path, uint32_t history, uint32_t window)
     bk->sigfd = -1;
     log_init(&bk->log, "test_persist", LOG_WARN);
     buf_init(&bk->scratch);
-    buf_init(&bk->answers);
     bk_limits_t lim = limits(history);
     char err[256] = "";
     if (bk_state_init(&bk->state, &lim) != 0)
@@ -70,7 +69,6 @@ bk_close(broker_t *bk)
     bk_dedup_destroy(&bk->dedup);
     bk_state_destroy(&bk->state);
     buf_free(&bk->scratch);
-    buf_free(&bk->answers);
 }
 
 /* ---------------------------------------------------------------- events */
@@ -142,7 +140,7 @@ ingest_at(broker_t *bk, const msg_t *m, int64_t now, int64_t wall)
     }
     bk_user_t *u = NULL;
     bk_blob_t *blob = NULL;
-    if (bk_state_record(&bk->state, &ev, now, wall, &bk->scratch, &u, &blob) != BK_RECORD_OK)
+    if (bk_state_record(&bk->state, &ev, now, wall, &u, &blob) != BK_RECORD_OK)
         return a;
     seq = u->seq;
     if (ev.has_producer)
