@@ -33,22 +33,27 @@
 
 /* ---------------------------------------------------------------- state */
 
-/*  A published event, shared by a task's latest state and the history. */
-typedef struct bk_blob {
-    uint32_t refs;
-    uint32_t len;
-    uint8_t data[];
-} bk_blob_t;
-
 typedef struct bk_user bk_user_t;
+typedef struct bk_blob bk_blob_t;
 
+/*  A history entry. It lives in the blob it records: one allocation per
+ *  event, not two. */
 typedef struct bk_hist {
     struct bk_hist *gprev, *gnext; /* global FIFO, oldest first */
     struct bk_hist *unext;         /* the user's history, oldest first */
     bk_user_t *user;
     uint64_t seq;
-    bk_blob_t *blob;
+    bk_blob_t *blob; /* the blob holding this entry */
 } bk_hist_t;
+
+/*  A published event, shared by a task's latest state, the history, and
+ *  what waits to be published. */
+struct bk_blob {
+    uint32_t refs;
+    uint32_t len;
+    bk_hist_t hist; /* used while the event is in its user's history */
+    uint8_t data[];
+};
 
 typedef struct bk_task {
     bk_user_t *user;
@@ -157,9 +162,11 @@ const bk_task_t *bk_state_task(const bk_user_t *u, const char *id, size_t len);
 void bk_state_pin(bk_user_t *u);
 void bk_state_unpin(bk_state_t *st, bk_user_t *u, int64_t now_ms);
 
-/*  Marks a user topic as subscribed or not (from XPUB notifications). */
-void bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed,
-                             int64_t now_ms);
+/*  Marks a user topic as subscribed or not (from XPUB notifications).
+ *  0, or -1 if not recorded: a subscription for a user that cannot be kept
+ *  (at the user limit), or an unsubscription of one not recorded. */
+int bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed,
+                            int64_t now_ms);
 
 /*  Drops terminal tasks and idle users older than the retention time. */
 void bk_state_sweep(bk_state_t *st, int64_t now_ms);
@@ -439,6 +446,7 @@ struct broker {
     int stop;
     int exit_code;
     unsigned sent; /* BK_SOCK_*: sent on since last read to EAGAIN */
+    uint64_t broad_subs; /* subscriptions that may match users not marked subscribed */
     bk_state_t state;
     bk_dedup_t *dedup;
     bk_journal_t *journal; /* NULL: memory only */

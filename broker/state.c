@@ -67,19 +67,18 @@ s_hist_pop_user_head(bk_state_t *st, bk_user_t *u)
         u->htail = NULL;
     u->hcount--;
     DLIST_REMOVE(st->ghead, st->gtail, h, gprev, gnext);
-    st->hist_bytes -= h->blob->len;
-    bk_blob_unref(&h->blob);
-    free(h);
+    bk_blob_t *b = h->blob; /* h is inside it */
+    st->hist_bytes -= b->len;
+    bk_blob_unref(&b);
 }
 
-static int
+static void
 s_hist_append(bk_state_t *st, bk_user_t *u, uint64_t seq, bk_blob_t *blob)
 {
     if (st->limits.history_per_user == 0)
-        return 0;
-    bk_hist_t *h = calloc(1, sizeof *h);
-    if (!h)
-        return -1;
+        return;
+    bk_hist_t *h = &blob->hist;
+    h->unext = NULL;
     h->user = u;
     h->seq = seq;
     h->blob = blob;
@@ -98,7 +97,6 @@ s_hist_append(bk_state_t *st, bk_user_t *u, uint64_t seq, bk_blob_t *blob)
     /* The oldest entry anywhere is always the oldest of its user. */
     while (st->hist_bytes > st->limits.history_bytes && st->ghead)
         s_hist_pop_user_head(st, st->ghead->user);
-    return 0;
 }
 
 /* ---------------------------------------------------------------- tasks */
@@ -237,16 +235,17 @@ bk_state_unpin(bk_state_t *st, bk_user_t *u, int64_t now_ms)
         s_idle_update(st, u, now_ms);
 }
 
-void
+int
 bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed, int64_t now_ms)
 {
     if (!event_user_id_valid(id, len))
-        return;
+        return -1;
     bk_user_t *u = subscribed ? bk_state_user(st, id, len, now_ms) : strmap_get(st->users, id, len);
-    if (!u)
-        return;
+    if (!u || (!subscribed && !u->subscribed))
+        return -1;
     u->subscribed = subscribed;
     s_idle_update(st, u, now_ms);
+    return 0;
 }
 
 int
@@ -318,9 +317,7 @@ bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_
     else
         s_task_live(st, t);
 
-    /* History is best effort under memory pressure: a missing entry only
-     * turns a later replay into a snapshot. */
-    (void)s_hist_append(st, u, seq, blob);
+    s_hist_append(st, u, seq, blob);
     s_idle_update(st, u, now_ms);
     *user_out = u;
     *blob_out = blob;
@@ -504,7 +501,7 @@ bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, bk_restore_t m
             s_task_live(st, t);
     }
     if (mode != BK_RESTORE_STATE && (!u->htail || ev.seq > u->htail->seq))
-        (void)s_hist_append(st, u, ev.seq, blob);
+        s_hist_append(st, u, ev.seq, blob);
     bk_blob_unref(&blob);
     s_idle_update(st, u, now_ms);
     return 0;

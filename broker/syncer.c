@@ -159,6 +159,7 @@ bk_syncer_start(bk_syncer_t **out, char *err, size_t errlen)
         bk_syncer_stop(&s);
         return -1;
     }
+    pthread_setname_np(s->thread, "tc-syncer");
     s->started = 1;
     *out = s;
     return 0;
