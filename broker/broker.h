@@ -207,6 +207,8 @@ void bk_dedup_keys(const bk_dedup_t *self, unsigned char out[BK_DEDUP_KEYS]);
 /*  The id of ev (which must have a producer) sent as bytes. */
 void bk_dedup_hash(const bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len,
                    bk_dedup_id_t *id);
+/*  Starts fetching the memory a lookup of id will read. */
+void bk_dedup_prefetch(const bk_dedup_t *self, const bk_dedup_id_t *id);
 /*  Looks the pair up; on RESEND sets *seq to the seq it was given. */
 bk_dedup_result_t bk_dedup_find(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t *seq);
 /*  Remembers id -> seq, evicting the oldest pair when full. */

@@ -106,7 +106,6 @@ s_send(broker_t *bk, bk_out_t *o)
                       o->user->id, zmq_strerror(errno));
         bk_blob_unref(&o->blob);
         bk_state_unpin(&bk->state, o->user, bk->now_ms);
-        bk->sent |= BK_SOCK_FANOUT;
     }
     if (o->held) {
         bk_sync_release(bk, o);

@@ -23,6 +23,8 @@ typedef struct {
     uint64_t seq;
 } s_entry_t;
 
+#define S_PREFETCH 8 /* inserts ahead */
+
 typedef struct {
     uint32_t pos; /* ring position + 1, 0: empty */
     uint32_t tag; /* key >> 32 */
@@ -148,6 +150,12 @@ bk_dedup_hash(const bk_dedup_t *self, const event_t *ev, const void *bytes, size
     id->content = s_hash(self->content_k, bytes, len);
 }
 
+void
+bk_dedup_prefetch(const bk_dedup_t *self, const bk_dedup_id_t *id)
+{
+    __builtin_prefetch(&self->index[s_tag(id->key) & self->index_mask]);
+}
+
 bk_dedup_result_t
 bk_dedup_find(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t *seq)
 {
@@ -174,6 +182,11 @@ bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq)
     s_entry_t *e = &self->ring[self->next];
     if (e->key)
         s_index_remove(self, e->key); /* the ring is full: evict the oldest */
+    /* The index slot of the entry evicted a few inserts from now: a cache
+     * miss now, overlapped with the work until then. */
+    const s_entry_t *later = &self->ring[(self->next + S_PREFETCH) % self->capacity];
+    if (later->key)
+        __builtin_prefetch(&self->index[s_tag(later->key) & self->index_mask], 1);
     e->key = id->key;
     e->content = id->content;
     e->seq = seq;

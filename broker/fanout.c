@@ -36,6 +36,7 @@ bk_fanout_publish(broker_t *bk, const bk_user_t *u, const bk_blob_t *blob)
     if (!u->subscribed && bk->broad_subs == 0)
         return 0; /* nobody would receive it */
     /* u->id is NUL-terminated: the topic includes that NUL. */
+    bk->sent |= BK_SOCK_FANOUT; /* the loop reads the XPUB again */
     if (zmq_send(bk->fanout, u->id, u->id_len + 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(bk->fanout, blob->data, blob->len, ZMQ_DONTWAIT) < 0)
         return -1;

@@ -13,6 +13,11 @@
  *  the event to publish) is queued in commit.c. Then the batch is written to
  *  the journal with one write(), and commit.c lets the answers and events
  *  leave once the journal holds them as the fsync policy requires.
+ *
+ *  Messages are read and decoded a few ahead of the one being recorded:
+ *  decoding and hashing need no state, and the cache line of a message's
+ *  idempotency slot (in an index of many megabytes) is then fetched while
+ *  the earlier ones are recorded, not when its turn comes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -27,6 +32,17 @@
 #include "zmsg.h"
 
 #define S_WARN_PER_SECOND 10
+#define S_AHEAD           8 /* messages decoded ahead of the one recorded */
+
+/*  A message read ahead of its turn. */
+typedef struct {
+    zmsg_t msg;
+    size_t payload; /* the frame holding the event */
+    enum { S_FRAMES, S_TOO_LARGE, S_INVALID, S_DECODED } stage;
+    event_t ev;          /* S_DECODED */
+    event_error_t err;   /* S_INVALID */
+    bk_dedup_id_t id;    /* S_DECODED with a producer */
+} s_ahead_t;
 
 /*  The outcome of one message, before it is queued. */
 typedef struct {
@@ -108,30 +124,64 @@ s_answer_error(broker_t *bk, zmsg_t *m, s_result_t *r, const event_t *ev, const 
     r->answer_len = 0;
 }
 
-/*  Validates and records one message whose payload is frame payload. */
+/*  Everything that needs no state: the frames, the event, its hashes. */
 static void
-s_record(broker_t *bk, zmsg_t *m, size_t payload, s_result_t *r)
+s_prepare(broker_t *bk, s_ahead_t *a)
 {
+    zmsg_t *m = &a->msg;
+    /* [identity][""...][event]: the payload is the first non-empty frame
+     * after the identity (or the last frame, if all are empty: an empty
+     * event from a DEALER), and must be the last. */
+    size_t payload = 1;
+    while (payload + 1 < m->count && zmsg_size(m, payload) == 0)
+        payload++;
+    a->payload = payload;
+    if (m->truncated || payload + 1 != m->count) {
+        a->stage = S_FRAMES;
+        return;
+    }
     const void *bytes = zmsg_data(m, payload);
     size_t len = zmsg_size(m, payload);
     if (len > EVENT_WIRE_MAX) {
+        a->stage = S_TOO_LARGE;
+        return;
+    }
+    if (event_decode(&a->ev, bytes, len, EVENT_FROM_WORKER, &a->err) != 0) {
+        a->stage = S_INVALID;
+        return;
+    }
+    a->stage = S_DECODED;
+    if (a->ev.has_producer) {
+        bk_dedup_hash(bk->dedup, &a->ev, bytes, len, &a->id);
+        bk_dedup_prefetch(bk->dedup, &a->id);
+    }
+}
+
+/*  Validates and records one message. */
+static void
+s_record(broker_t *bk, s_ahead_t *a, s_result_t *r)
+{
+    zmsg_t *m = &a->msg;
+    if (a->stage == S_FRAMES) {
+        s_answer_error(bk, m, r, NULL, EVENT_E_MALFORMED,
+                       "a message must carry exactly one event in one frame");
+        return;
+    }
+    if (a->stage == S_TOO_LARGE) {
         char detail[120];
-        snprintf(detail, sizeof detail, "event is %zu bytes; the limit is %d bytes", len,
-                 EVENT_WIRE_MAX);
+        snprintf(detail, sizeof detail, "event is %zu bytes; the limit is %d bytes",
+                 zmsg_size(m, a->payload), EVENT_WIRE_MAX);
         s_answer_error(bk, m, r, NULL, EVENT_E_TOO_LARGE, detail);
         return;
     }
-    event_t ev;
-    event_error_t err;
-    if (event_decode(&ev, bytes, len, EVENT_FROM_WORKER, &err) != 0) {
-        s_answer_error(bk, m, r, NULL, err.code, err.detail);
+    if (a->stage == S_INVALID) {
+        s_answer_error(bk, m, r, NULL, a->err.code, a->err.detail);
         return;
     }
+    event_t ev = a->ev;
     uint64_t seq = 0;
-    bk_dedup_id_t id;
     if (ev.has_producer) {
-        bk_dedup_hash(bk->dedup, &ev, bytes, len, &id);
-        bk_dedup_result_t d = bk_dedup_find(bk->dedup, &id, &seq);
+        bk_dedup_result_t d = bk_dedup_find(bk->dedup, &a->id, &seq);
         if (d == BK_DEDUP_RESEND) {
             /* Queued behind the original: if that is not on disk yet, this
              * answer waits for it too. */
@@ -168,9 +218,9 @@ s_record(broker_t *bk, zmsg_t *m, size_t payload, s_result_t *r)
     }
     seq = u->seq;
     if (ev.has_producer)
-        bk_dedup_insert(bk->dedup, &id, seq);
+        bk_dedup_insert(bk->dedup, &a->id, seq);
     if (bk->journal)
-        bk_persist_event(bk, blob, ev.has_producer ? &id : NULL, bk->wall_ms);
+        bk_persist_event(bk, blob, ev.has_producer ? &a->id : NULL, bk->wall_ms);
     r->user = u;
     r->blob = blob;
     bk->stats.accepted++;
@@ -181,20 +231,12 @@ s_record(broker_t *bk, zmsg_t *m, size_t payload, s_result_t *r)
 
 /*  Handles one message: records it, and queues its answer (and event). */
 static void
-s_handle(broker_t *bk, zmsg_t *m)
+s_handle(broker_t *bk, s_ahead_t *a)
 {
-    /* [identity][""...][event]: the payload is the first non-empty frame
-     * after the identity (or the last frame, if all are empty: an empty
-     * event from a DEALER), and must be the last. */
-    size_t payload = 1;
-    while (payload + 1 < m->count && zmsg_size(m, payload) == 0)
-        payload++;
+    zmsg_t *m = &a->msg;
+    size_t payload = a->payload;
     s_result_t r = {0};
-    if (m->truncated || payload + 1 != m->count)
-        s_answer_error(bk, m, &r, NULL, EVENT_E_MALFORMED,
-                       "a message must carry exactly one event in one frame");
-    else
-        s_record(bk, m, payload, &r);
+    s_record(bk, a, &r);
 
     char *big = NULL;
     bk_out_t *o = NULL;
@@ -233,15 +275,31 @@ s_handle(broker_t *bk, zmsg_t *m)
 int
 bk_ingest_drain(broker_t *bk, int max)
 {
-    int n = 0;
-    zmsg_t m;
+    s_ahead_t ahead[S_AHEAD];
+    int n = 0, read = 0, more = 1;
     bk->now_ms = clock_mono_ms();
     bk->wall_ms = clock_wall_ms();
-    while (n < max && zmsg_recv(&m, bk->ingest, ZMQ_DONTWAIT) == 0) {
+    while (n < read || more) {
+        /* read and prepare up to S_AHEAD ahead of the next to record */
+        while (more && read < max && read - n < S_AHEAD) {
+            s_ahead_t *a = &ahead[read % S_AHEAD];
+            if (zmsg_recv(&a->msg, bk->ingest, ZMQ_DONTWAIT) != 0) {
+                more = 0;
+                break;
+            }
+            if (a->msg.count >= 1)
+                s_prepare(bk, a);
+            read++;
+        }
+        if (read >= max)
+            more = 0;
+        if (n == read)
+            break;
+        s_ahead_t *a = &ahead[n % S_AHEAD];
+        if (a->msg.count >= 1)
+            s_handle(bk, a);
+        zmsg_close(&a->msg);
         n++;
-        if (m.count >= 1)
-            s_handle(bk, &m);
-        zmsg_close(&m);
     }
     if (n == 0)
         return 0;

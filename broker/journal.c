@@ -238,14 +238,15 @@ bk_journal_append(bk_journal_t *j, int kind, const void *head, size_t headlen, c
     size_t len = 1 + headlen + bodylen;
     if (buf_reserve(&j->wbuf, S_HEAD_LEN + len) != 0)
         return; /* oom is reported by bk_journal_flush() */
-    unsigned char *h = (unsigned char *)j->wbuf.data + j->wbuf.len;
-    unsigned char k = (unsigned char)kind;
-    j->wbuf.len += S_HEAD_LEN;
-    buf_append(&j->wbuf, &k, 1);
-    buf_append(&j->wbuf, head, headlen);
-    buf_append(&j->wbuf, body, bodylen);
+    unsigned char *h = (unsigned char *)j->wbuf.data + j->wbuf.len, *p = h + S_HEAD_LEN;
+    *p++ = (unsigned char)kind;
+    if (headlen)
+        memcpy(p, head, headlen);
+    if (bodylen)
+        memcpy(p + headlen, body, bodylen);
     s_put32(h, (uint32_t)len);
     s_put32(h + 4, crc32c(0, h + S_HEAD_LEN, len));
+    j->wbuf.len += S_HEAD_LEN + len;
     if (j->flush_at && j->wbuf.len >= j->flush_at && !j->failed && bk_journal_flush(j) != 0) {
         j->failed = 1;
         j->err = errno;
