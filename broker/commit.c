@@ -27,7 +27,7 @@
 
 #define S_MIN_CAP 1024
 
-/*  Moves the n entries starting at ring slot from into a ring of cap slots. */
+/*  Doubles the ring, moving what waits to its start (in order). */
 static int
 s_grow(bk_commit_t *c)
 {

@@ -271,9 +271,12 @@ main(int argc, char **argv)
         log_info(&bk.log, "journal %s, --fsync %s", journal, opt[O_FSYNC].value);
     bk_loop_run(&bk);
     s_finish(&bk);
-    log_info(&bk.log, "stopped: %llu events accepted, %llu rejected, %llu duplicates",
+    log_info(&bk.log,
+             "stopped: %llu events accepted, %llu rejected, %llu duplicates; %llu journal syncs, "
+             "%llu compactions",
              (unsigned long long)bk.stats.accepted, (unsigned long long)bk.stats.rejected,
-             (unsigned long long)bk.stats.duplicates);
+             (unsigned long long)bk.stats.duplicates, (unsigned long long)bk.stats.fsyncs,
+             (unsigned long long)bk.stats.compactions);
     s_close(&bk);
     return bk.exit_code;
 }
