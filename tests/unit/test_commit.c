@@ -30,24 +30,14 @@ typedef struct {
     void *gateway;  /* DEALER -> sync */
 } fx_t;
 
+/*  A socket bound (bind 1) or connected to inproc://NAME-ROUND. */
 static void *
-s_connect(void *ctx, int type, const char *name)
+s_socket(void *ctx, int type, const char *name, int bind)
 {
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://%s-%d", name, s_round);
     void *s = zmsg_socket(ctx, type, 1000, 1000, -1);
-    if (!s || zmq_connect(s, ep) != 0)
-        return NULL;
-    return s;
-}
-
-static void *
-s_bind(void *ctx, int type, const char *name)
-{
-    char ep[64];
-    snprintf(ep, sizeof ep, "inproc://%s-%d", name, s_round);
-    void *s = zmsg_socket(ctx, type, 1000, 1000, -1);
-    if (!s || zmq_bind(s, ep) != 0)
+    if (!s || (bind ? zmq_bind(s, ep) : zmq_connect(s, ep)) != 0)
         return NULL;
     return s;
 }
@@ -91,12 +81,12 @@ fx_open(fx_t *fx, const char *journal, bk_fsync_t policy, uint64_t retention_ms)
         return -1;
     s_round++;
     bk->zctx = zmq_ctx_new();
-    bk->ingest = s_bind(bk->zctx, ZMQ_ROUTER, "ingest");
-    bk->fanout = s_bind(bk->zctx, ZMQ_XPUB, "fanout");
-    bk->sync = s_bind(bk->zctx, ZMQ_ROUTER, "sync");
-    fx->worker = s_connect(bk->zctx, ZMQ_DEALER, "ingest");
-    fx->sub = s_connect(bk->zctx, ZMQ_SUB, "fanout");
-    fx->gateway = s_connect(bk->zctx, ZMQ_DEALER, "sync");
+    bk->ingest = s_socket(bk->zctx, ZMQ_ROUTER, "ingest", 1);
+    bk->fanout = s_socket(bk->zctx, ZMQ_XPUB, "fanout", 1);
+    bk->sync = s_socket(bk->zctx, ZMQ_ROUTER, "sync", 1);
+    fx->worker = s_socket(bk->zctx, ZMQ_DEALER, "ingest", 0);
+    fx->sub = s_socket(bk->zctx, ZMQ_SUB, "fanout", 0);
+    fx->gateway = s_socket(bk->zctx, ZMQ_DEALER, "sync", 0);
     if (!bk->ingest || !bk->fanout || !bk->sync || !fx->worker || !fx->sub || !fx->gateway ||
         zmq_setsockopt(fx->sub, ZMQ_SUBSCRIBE, "u1", 3) != 0)
         return -1;
