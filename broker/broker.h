@@ -95,6 +95,7 @@ typedef struct bk_state {
     strmap_t *users;
     bk_hist_t *ghead, *gtail;
     uint64_t hist_bytes;
+    uint64_t nhist; /* history entries, all users */
     bk_task_t *rhead, *rtail;
     bk_user_t *ihead, *itail;
     uint64_t state_bytes;
@@ -213,6 +214,8 @@ void bk_dedup_prefetch(const bk_dedup_t *self, const bk_dedup_id_t *id);
 bk_dedup_result_t bk_dedup_find(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t *seq);
 /*  Remembers id -> seq, evicting the oldest pair when full. */
 void bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq);
+/*  Pairs remembered. */
+uint32_t bk_dedup_count(const bk_dedup_t *self);
 /*  Calls fn for every pair, oldest first; stops at the first non-zero. */
 int bk_dedup_each(const bk_dedup_t *self,
                   int (*fn)(void *arg, const bk_dedup_id_t *id, uint64_t seq), void *arg);
@@ -335,6 +338,8 @@ void bk_persist_event(broker_t *bk, const bk_blob_t *blob, const bk_dedup_id_t *
 /*  Appends the current state to out as a compact journal (the records that
  *  rebuild it exactly). 0, or -1 (out of memory). */
 int bk_persist_write_state(broker_t *bk, bk_journal_t *out);
+/*  About how many bytes bk_persist_write_state() would write now. */
+uint64_t bk_persist_estimate(const broker_t *bk);
 /*  Rewrites the journal as the current state on the calling thread (tests;
  *  the broker compacts with compact.c). 0, or -1 with a sentence. */
 int bk_persist_compact(broker_t *bk, char *err, size_t errlen);

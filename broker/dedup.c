@@ -33,6 +33,7 @@ typedef struct {
 struct bk_dedup {
     s_entry_t *ring;
     uint32_t capacity, next; /* next: ring slot the next insert takes */
+    uint32_t count;          /* pairs in the ring */
     s_slot_t *index;
     uint32_t index_mask;
     unsigned char key_k[crypto_shorthash_KEYBYTES];
@@ -182,6 +183,8 @@ bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq)
     s_entry_t *e = &self->ring[self->next];
     if (e->key)
         s_index_remove(self, e->key); /* the ring is full: evict the oldest */
+    else
+        self->count++;
     /* The index slot of the entry evicted a few inserts from now: a cache
      * miss now, overlapped with the work until then. */
     const s_entry_t *later = &self->ring[(self->next + S_PREFETCH) % self->capacity];
@@ -192,6 +195,12 @@ bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq)
     e->seq = seq;
     self->index[s_slot(self, id->key)] = (s_slot_t){self->next + 1, s_tag(id->key)};
     self->next = (self->next + 1) % self->capacity;
+}
+
+uint32_t
+bk_dedup_count(const bk_dedup_t *self)
+{
+    return self->count;
 }
 
 int

@@ -37,7 +37,8 @@
 #define S_MAGIC_LEN  8
 #define S_HEAD_LEN   8
 #define S_RECORD_MAX (64u << 20)
-#define S_WRITER_FLUSH (1u << 20) /* a rewrite's writer writes every MiB */
+#define S_WRITER_FLUSH (1u << 20)  /* a rewrite's writer writes every MiB, */
+#define S_WRITER_SYNC  (16u << 20) /* and syncs every 16 MiB: no burst at the end */
 
 struct bk_journal {
     int fd;
@@ -48,6 +49,7 @@ struct bk_journal {
     uint64_t lsn;     /* logical position: bytes written through this object */
     int unsynced;     /* written since the last bk_journal_sync() */
     size_t flush_at;  /* a writer: flush when the buffer reaches this (0: never) */
+    uint64_t synced;  /* a writer: size at its last sync */
     int failed;       /* a writer: an automatic flush failed (errno in err) */
     int err;
     /* a rewrite in progress */
@@ -247,10 +249,14 @@ bk_journal_append(bk_journal_t *j, int kind, const void *head, size_t headlen, c
     s_put32(h, (uint32_t)len);
     s_put32(h + 4, crc32c(0, h + S_HEAD_LEN, len));
     j->wbuf.len += S_HEAD_LEN + len;
-    if (j->flush_at && j->wbuf.len >= j->flush_at && !j->failed && bk_journal_flush(j) != 0) {
+    if (j->flush_at && j->wbuf.len >= j->flush_at && !j->failed &&
+        (bk_journal_flush(j) != 0 ||
+         (j->size - j->synced >= S_WRITER_SYNC && fdatasync(j->fd) != 0))) {
         j->failed = 1;
         j->err = errno;
     }
+    if (j->flush_at && j->size - j->synced >= S_WRITER_SYNC)
+        j->synced = j->size;
 }
 
 int

@@ -290,6 +290,16 @@ s_write_all(void *arg, bk_journal_t *out)
     return bk_state_each_history(&c->bk->state, s_write_history, c);
 }
 
+uint64_t
+bk_persist_estimate(const broker_t *bk)
+{
+    const bk_state_t *st = &bk->state;
+    const uint64_t rec = 8 + 1; /* length, checksum, kind */
+    return 8 + rec + S_META_LEN + (uint64_t)bk_dedup_count(bk->dedup) * (rec + 24) +
+           strmap_size(st->users) * (rec + 9 + 40 + 16) + (st->ntasks + st->nhist) *
+           (rec + S_EVENT_LEN) + st->state_bytes + st->hist_bytes;
+}
+
 int
 bk_persist_write_state(broker_t *bk, bk_journal_t *out)
 {

@@ -69,6 +69,7 @@ s_hist_pop_user_head(bk_state_t *st, bk_user_t *u)
     DLIST_REMOVE(st->ghead, st->gtail, h, gprev, gnext);
     bk_blob_t *b = h->blob; /* h is inside it */
     st->hist_bytes -= b->len;
+    st->nhist--;
     bk_blob_unref(&b);
 }
 
@@ -91,6 +92,7 @@ s_hist_append(bk_state_t *st, bk_user_t *u, uint64_t seq, bk_blob_t *blob)
     u->hcount++;
     DLIST_APPEND(st->ghead, st->gtail, h, gprev, gnext);
     st->hist_bytes += blob->len;
+    st->nhist++;
 
     while (u->hcount > st->limits.history_per_user)
         s_hist_pop_user_head(st, u);
