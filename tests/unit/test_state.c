@@ -28,7 +28,6 @@ static const bk_limits_t s_big = {
     .max_users = 1000000,
 };
 
-static buf_t s_scratch;
 
 /* ---------------------------------------------------------------- events */
 
@@ -94,7 +93,7 @@ rec_ts(bk_state_t *st, const char *user, const char *task, const char *status, i
     wev_t w;
     if (wev_make(&w, user, task, status, ts, pad) != 0)
         return r;
-    bk_record_t rc = bk_state_record(st, &w.ev, now, WALL + now, &s_scratch, &r.u, &r.blob);
+    bk_record_t rc = bk_state_record(st, &w.ev, now, WALL + now, &r.u, &r.blob);
     r.rc = (int)rc;
     if (rc == BK_RECORD_OK)
         r.seq = r.u->seq;
@@ -1176,7 +1175,6 @@ main(void)
         fprintf(stderr, "sodium_init failed\n");
         return 1;
     }
-    buf_init(&s_scratch);
     test_seq_per_user();
     test_latest_and_blob_sharing();
     test_history_per_user_cap();
@@ -1192,6 +1190,5 @@ main(void)
     test_restore_same_state();
     test_restore_older_incarnation();
     test_restore_retention_from_at();
-    buf_free(&s_scratch);
     return check_report();
 }
