@@ -103,7 +103,8 @@ s_timers(broker_t *bk, s_loop_t *l)
         if (bk->next_sync_ms < next)
             next = bk->next_sync_ms;
     }
-    struct itimerspec at = {.it_value = {.tv_sec = next / 1000, .tv_nsec = next % 1000 * 1000000}};
+    int64_t at_ms = next - CLOCK_MONO_ORIGIN_MS; /* on CLOCK_MONOTONIC itself */
+    struct itimerspec at = {.it_value = {.tv_sec = at_ms / 1000, .tv_nsec = at_ms % 1000 * 1000000}};
     if (timerfd_settime(l->timer, TFD_TIMER_ABSTIME, &at, NULL) != 0)
         log_error(&bk->log, "timerfd: %s", strerror(errno));
 }
