@@ -29,6 +29,7 @@
 #include "broker.h"
 #include "clock.h"
 #include "mpwrite.h"
+#include "wire.h"
 #include "zmsg.h"
 
 #define S_WARN_PER_SECOND 10
@@ -51,14 +52,6 @@ typedef struct {
     char answer[sizeof((bk_out_t *)0)->answer];
     size_t answer_len; /* 0: the answer is in bk->scratch (an error) */
 } s_result_t;
-
-static void
-s_pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
 
 static void
 s_answer_ok(s_result_t *r, const event_t *ev, uint64_t seq, int dup)
@@ -111,14 +104,14 @@ s_answer_error(broker_t *bk, zmsg_t *m, s_result_t *r, const event_t *ev, const 
     buf_reset(&bk->scratch);
     msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
     msgpack_pack_map(&pk, 3 + (ev && ev->has_pseq ? 1 : 0));
-    s_pack_str(&pk, "ok");
+    wire_pack_str(&pk, "ok");
     msgpack_pack_false(&pk);
-    s_pack_str(&pk, "error");
-    s_pack_str(&pk, code);
-    s_pack_str(&pk, "detail");
-    s_pack_str(&pk, detail);
+    wire_pack_str(&pk, "error");
+    wire_pack_str(&pk, code);
+    wire_pack_str(&pk, "detail");
+    wire_pack_str(&pk, detail);
     if (ev && ev->has_pseq) {
-        s_pack_str(&pk, "pseq");
+        wire_pack_str(&pk, "pseq");
         msgpack_pack_uint64(&pk, ev->pseq);
     }
     r->answer_len = 0;
