@@ -78,7 +78,7 @@ struct bk_user {
     uint8_t epoch_len;
     char epoch[40]; /* broker epoch + "." + ordinal: changes if the user's state was dropped */
     uint32_t id_len;
-    char id[EVENT_USER_ID_MAX + 1];
+    char id[]; /* id_len bytes and a NUL */
 };
 
 typedef struct bk_limits {

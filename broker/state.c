@@ -201,7 +201,7 @@ bk_state_user(bk_state_t *st, const char *id, size_t len, int64_t now_ms)
             return NULL;
         s_user_free(st, st->ihead, 1); /* the longest idle user makes room */
     }
-    u = calloc(1, sizeof *u);
+    u = calloc(1, sizeof *u + len + 1); /* the id follows, NUL-terminated */
     if (!u)
         return NULL;
     u->tasks = strmap_new();
