@@ -495,9 +495,14 @@ bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, bk_restore_t m
         t->seq = ev.seq;
         st->state_bytes += len;
         if (event_status_is_terminal(ev.status)) {
-            /* Its retention counts from when it was recorded. */
-            int64_t age = wall_ms > at_wall_ms ? wall_ms - at_wall_ms : 0;
-            s_task_ended(st, t, now_ms - age);
+            /* Its retention counts from when it was recorded; an age past
+             * the retention (or a time before 1970, from a damaged
+             * journal) only means it goes at the next sweep. */
+            int64_t keep = st->limits.retention_ms > (uint64_t)INT32_MAX * 1000
+                               ? (int64_t)INT32_MAX * 1000
+                               : (int64_t)st->limits.retention_ms;
+            int64_t age = at_wall_ms < 0 ? keep : wall_ms > at_wall_ms ? wall_ms - at_wall_ms : 0;
+            s_task_ended(st, t, now_ms - (age < keep ? age : keep));
         }
         else
             s_task_live(st, t);

@@ -1139,6 +1139,14 @@ test_restore_retention_from_at(void)
     CHECK(bk_state_restore(&st, (const uint8_t *)pb.data, pb.len, 1, wall + 5000, now, wall,
                            &seq) == 0);
     wev_free(&w);
+    /* recorded before 1970 (a damaged journal; fuzzing found INT64_MIN
+     * overflowing the age): as if long ago */
+    buf_reset(&pb);
+    CHECK(wev_make(&w, "u", "damaged", "failed", 5, 0) == 0);
+    CHECK(event_pack_published(&w.ev, 5, 3, ep, strlen(ep), &pb) == 0);
+    CHECK(bk_state_restore(&st, (const uint8_t *)pb.data, pb.len, 1, INT64_MIN + 1, now, wall,
+                           &seq) == 0);
+    wev_free(&w);
     /* a live task: no retention at all */
     buf_reset(&pb);
     CHECK(wev_make(&w, "u", "live", "running", 5, 0) == 0);
@@ -1152,6 +1160,7 @@ test_restore_retention_from_at(void)
     CHECK(task(&st, "u", "done")->ended_ms == now - 600);
     CHECK(task(&st, "u", "future")->ended_ms == now);
     CHECK(task(&st, "u", "live")->ended_ms == 0);
+    CHECK(task(&st, "u", "damaged")->ended_ms == now - 1000);
     bk_state_sweep(&st, now);
     CHECK(task(&st, "u", "old") == NULL);
     CHECK(task(&st, "u", "done") != NULL);
@@ -1165,6 +1174,7 @@ test_restore_retention_from_at(void)
     CHECK(task(&st, "u", "future") == NULL);
     bk_state_sweep(&st, now + 1000000);
     CHECK(task(&st, "u", "live") != NULL && user(&st, "u")->seq == 4);
+    CHECK(task(&st, "u", "damaged") == NULL); /* out of order in the FIFO: gone in its turn */
     bk_state_destroy(&st);
 }
 
