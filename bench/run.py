@@ -55,6 +55,7 @@ PARAMS = {
     "tool_nice": 0,             # niceness of tc-load and tc-pub (e.g. -5: on time on a busy box)
     "connect_timeout": 60,      # seconds a connection may take to become ready
     "conns_per_gateway": 15000,  # taskcast: gateway processes = ceil(conns / this)
+    "min_gateways": 1,          # taskcast: gateway processes at least (SO_REUSEPORT shares the port)
     "sweep_rates": [2000, 5000, 10000, 20000, 40000, 80000, 120000, 150000, 200000],
     "sweep_duration": 5,
     "s2_rate": 5000,

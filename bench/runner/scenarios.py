@@ -131,8 +131,9 @@ class Running:
 
 
 def _gateways_for(ctx, conns):
-    """taskcast gateway processes for this many connections (each < 20k fds)."""
-    return max(1, math.ceil(conns / ctx.p["conns_per_gateway"]))
+    """taskcast gateway processes for this many connections (each < 20k fds),
+    at least min_gateways (one per core is how taskcast is deployed)."""
+    return max(ctx.p["min_gateways"], math.ceil(conns / ctx.p["conns_per_gateway"]))
 
 
 # ------------------------------------------------------------------ scenarios
@@ -143,7 +144,7 @@ def s1_unthrottled(ctx, names):
     p = ctx.p
 
     def one(name):
-        with Running(ctx, name, f"s1.{name}") as s:
+        with Running(ctx, name, f"s1.{name}", gateways=_gateways_for(ctx, p["users"])) as s:
             r = e2e_step(ctx, s, f"s1.{name}", p["users"], 1, 0, p["duration"],
                          load_procs=p["load_procs"], pub_procs=p["s1_pub_procs"])
         ctx.say(f"  {name}: sent {r['rate_achieved']:.0f}/s, delivered {r['frames_per_s']:.0f}"
@@ -161,7 +162,7 @@ def s1b_sweep(ctx, names):
     def one(name):
         steps, best, fails = [], None, 0
         lp, pp = p["load_procs"], p["pub_procs"]
-        s = systems.start(ctx, name, f"s1b.{name}")
+        s = systems.start(ctx, name, f"s1b.{name}", gateways=_gateways_for(ctx, p["users"]))
         try:
             for rate in p["sweep_rates"]:
                 label = f"s1b.{name}.{rate}"
@@ -197,7 +198,7 @@ def s2_moderate(ctx, names):
     p = ctx.p
 
     def one(name):
-        with Running(ctx, name, f"s2.{name}") as s:
+        with Running(ctx, name, f"s2.{name}", gateways=_gateways_for(ctx, p["users"])) as s:
             r = e2e_step(ctx, s, f"s2.{name}", p["users"], 1, p["s2_rate"], p["duration"],
                          load_procs=p["load_procs"])
         lat = r["latency_ms"]
@@ -384,7 +385,7 @@ def s6_tabs(ctx, names):
     p = ctx.p
 
     def one(name):
-        with Running(ctx, name, f"s6.{name}") as s:
+        with Running(ctx, name, f"s6.{name}", gateways=_gateways_for(ctx, p["s6_tabs"])) as s:
             r = e2e_step(ctx, s, f"s6.{name}", 1, p["s6_tabs"], p["s6_rate"], p["duration"],
                          load_procs=p["s6_load_procs"])
         ctx.say(f"  {name}: delivered {r['delivered_pct']}%, p99 "
