@@ -62,14 +62,12 @@ s_put32(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/*  Writes the journal file from the input; 0, or -1. */
-static int
-s_write_file(const uint8_t *data, size_t size)
+/*  The journal file the input stands for, into out. */
+static void
+s_make_file(const uint8_t *data, size_t size, buf_t *out)
 {
-    FILE *f = fopen(s_path, "wb");
-    FUZZ_CHECK(f != NULL);
     if (size > 0 && (data[0] & 1)) {
-        fwrite("TCJ1\n\0\0\0", 1, 8, f);
+        buf_append(out, "TCJ1\n\0\0\0", 8);
         size_t off = 1;
         while (size - off >= 2) {
             size_t len = (size_t)data[off] | (size_t)data[off + 1] << 8;
@@ -78,14 +76,63 @@ s_write_file(const uint8_t *data, size_t size)
             uint8_t head[8];
             s_put32(head, (uint32_t)len);
             s_put32(head + 4, crc32c(0, data + off, have));
-            fwrite(head, 1, sizeof head, f);
-            fwrite(data + off, 1, have, f);
+            buf_append(out, head, sizeof head);
+            buf_append(out, data + off, have);
             off += have;
         }
     }
     else if (size > 1)
-        fwrite(data + 1, 1, size - 1, f);
-    return fclose(f) == 0 ? 0 : -1;
+        buf_append(out, data + 1, size - 1);
+}
+
+/*  KNOWN BUG, reported, not yet fixed in broker/ (a fix belongs there):
+ *  bk_state_restore() computes a terminal task's age as wall_ms -
+ *  at_wall_ms, a signed overflow when an event record's "recorded at" is
+ *  far in the past (found by this target: fuzz/known/journal-restore-age,
+ *  an input of this target; fuzz/README.md). Until it is fixed, journals
+ *  with such a record are not tried, so that every run does not stop on
+ *  it; delete this function and its call with the fix, and move that file
+ *  into corpus/journal/ as a regression. 1 if a whole record of kind E, S
+ *  or H says it was recorded before -2^62 ms. */
+static int
+s_known_bug(const uint8_t *f, size_t size)
+{
+    size_t off = 8;
+    while (size >= off && size - off >= 8) {
+        uint32_t len = (uint32_t)f[off] | (uint32_t)f[off + 1] << 8 |
+                       (uint32_t)f[off + 2] << 16 | (uint32_t)f[off + 3] << 24;
+        if (len == 0 || len > size - off - 8)
+            return 0;
+        const uint8_t *rec = f + off + 8;
+        if ((rec[0] == 'E' || rec[0] == 'S' || rec[0] == 'H') && len >= 9) {
+            uint64_t at = 0;
+            for (int i = 8; i >= 1; i--)
+                at = at << 8 | rec[i];
+            if ((int64_t)at < -(INT64_C(1) << 62))
+                return 1;
+        }
+        off += 8 + (size_t)len;
+    }
+    return 0;
+}
+
+/*  Writes the journal file from the input; 0, or -1 (not tried). */
+static int
+s_write_file(const uint8_t *data, size_t size)
+{
+    buf_t file;
+    buf_init(&file);
+    s_make_file(data, size, &file);
+    int rc = -1;
+    if (buf_ok(&file) && !s_known_bug((const uint8_t *)file.data, file.len)) {
+        FILE *f = fopen(s_path, "wb");
+        FUZZ_CHECK(f != NULL);
+        if (file.len)
+            fwrite(file.data, 1, file.len, f);
+        rc = fclose(f) == 0 ? 0 : -1;
+    }
+    buf_free(&file);
+    return rc;
 }
 
 /*  A broker_t with only what the journal needs. */
