@@ -4,7 +4,7 @@
 # C unit tests, PyJWT interoperability, and the end-to-end suite that starts
 # real brokers and gateways on loopback, some driven from a real browser.
 # Then every fuzz target (clang, libFuzzer) runs over its seeds and for a
-# few seconds (TASKCAST_FUZZ_SECONDS, default 8) with scripts/fuzz.sh.
+# few seconds (TASKCAST_FUZZ_SECONDS, default 10) with scripts/fuzz.sh.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh --browser --fuzz
@@ -23,5 +23,5 @@ for dir in build build-asan; do
   (cd "$dir" && ctest --output-on-failure --timeout 900) || status=1
 done
 echo "== fuzz"
-./scripts/fuzz.sh "${TASKCAST_FUZZ_SECONDS:-8}" || status=1
+./scripts/fuzz.sh "${TASKCAST_FUZZ_SECONDS:-10}" || status=1
 exit $status
