@@ -16,7 +16,9 @@
  *  Only broker.h's entry points are used, as tests/unit/test_persist.c
  *  does: the state, the journal and the idempotency window of a broker_t.
  */
-#include <fcntl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,16 +32,47 @@
 
 static char s_dir[96], s_path[128];
 
+#define S_PREFIX "taskcast-fuzz-journal-"
+
+/*  Removes the journal directory dir and what a run leaves in it. */
+static void
+s_remove(const char *dir)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/journal", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/journal.compact", dir); /* what a rewrite leaves */
+    unlink(p);
+    rmdir(dir);
+}
+
 static void
 s_cleanup(void)
 {
-    char p[160];
-    unlink(s_path);
-    snprintf(p, sizeof p, "%s.compact", s_path); /* whatever a rewrite leaves */
-    unlink(p);
-    snprintf(p, sizeof p, "%s.tmp", s_path);
-    unlink(p);
-    rmdir(s_dir);
+    s_remove(s_dir);
+}
+
+/*  A run that crashed (or found something) exits without atexit(): its
+ *  directory is removed by the next run, once its process is gone. */
+static void
+s_remove_stale(const char *tmp)
+{
+    DIR *d = opendir(tmp);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        if (strncmp(e->d_name, S_PREFIX, strlen(S_PREFIX)) != 0)
+            continue;
+        long pid = strtol(e->d_name + strlen(S_PREFIX), &end, 10);
+        if (*end == '\0' && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            char dir[sizeof s_dir];
+            snprintf(dir, sizeof dir, "%s/%s", tmp, e->d_name);
+            s_remove(dir);
+        }
+    }
+    closedir(d);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -48,7 +81,9 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/taskcast-fuzz-journal-%d", tmp ? tmp : "/tmp", (int)getpid());
+    tmp = tmp ? tmp : "/tmp";
+    s_remove_stale(tmp);
+    snprintf(s_dir, sizeof s_dir, "%s/" S_PREFIX "%d", tmp, (int)getpid());
     FUZZ_CHECK(mkdir(s_dir, 0700) == 0);
     snprintf(s_path, sizeof s_path, "%s/journal", s_dir);
     atexit(s_cleanup);
