@@ -1,14 +1,21 @@
 /*  broker.h: the broker's private face: its context and its modules.
  *
  *  The hot path, top to bottom:
- *    ingest.c  bk_ingest_drain()    read a worker message, validate it
+ *    loop.c    bk_loop_run()        epoll: sockets' ZMQ_FDs, signals, timers, syncer
+ *    ingest.c  bk_ingest_drain()    read a batch of worker messages, validate each
  *    dedup.c   bk_dedup_find()      drop a resend of (producer, pseq)
  *    state.c   bk_state_record()    give it a seq, keep latest state + history
+ *    persist.c bk_persist_event()   its journal record (buffered for the batch)
+ *    commit.c  bk_commit_hold()     its answer (and event) wait for the journal
+ *    commit.c  bk_commit_flush()    one write() per batch; with --fsync batch the
+ *    syncer.c                       syncer thread fdatasync()s (group commit)
+ *    commit.c  bk_commit_release()  what the journal holds leaves, in order:
  *    fanout.c  bk_fanout_publish()  [user-id NUL][published msgpack] on XPUB
- *    ingest.c  s_answer()           {"ok":true,"pseq":N,"seq":S} to the worker
+ *    commit.c  s_answer()           {"ok":true,"pseq":N,"seq":S} to the worker
  *  Beside it: fanout.c reads subscriptions (and answers subscription
  *  confirmations) and sends heartbeats; sync.c answers gateways' snapshot and
- *  replay requests from state.c.
+ *  replay requests from state.c (held in commit.c while the state they show
+ *  is not yet on disk); compact.c rewrites the journal in a forked child.
  */
 #ifndef TC_BROKER_H
 #define TC_BROKER_H
@@ -26,22 +33,27 @@
 
 /* ---------------------------------------------------------------- state */
 
-/*  A published event, shared by a task's latest state and the history. */
-typedef struct bk_blob {
-    uint32_t refs;
-    uint32_t len;
-    uint8_t data[];
-} bk_blob_t;
-
 typedef struct bk_user bk_user_t;
+typedef struct bk_blob bk_blob_t;
 
+/*  A history entry. It lives in the blob it records: one allocation per
+ *  event, not two. */
 typedef struct bk_hist {
     struct bk_hist *gprev, *gnext; /* global FIFO, oldest first */
     struct bk_hist *unext;         /* the user's history, oldest first */
     bk_user_t *user;
     uint64_t seq;
-    bk_blob_t *blob;
+    bk_blob_t *blob; /* the blob holding this entry */
 } bk_hist_t;
+
+/*  A published event, shared by a task's latest state, the history, and
+ *  what waits to be published. */
+struct bk_blob {
+    uint32_t refs;
+    uint32_t len;
+    bk_hist_t hist; /* used while the event is in its user's history */
+    uint8_t data[];
+};
 
 typedef struct bk_task {
     bk_user_t *user;
@@ -57,6 +69,7 @@ struct bk_user {
     struct bk_user *iprev, *inext; /* idle FIFO: no tasks, no subscriber */
     int64_t idle_ms;               /* monotonic ms it became idle; 0 if not idle */
     int subscribed;                /* a gateway subscribes to its topic */
+    uint32_t pins;                 /* events of it waiting to be published */
     uint64_t seq;                  /* last seq given */
     strmap_t *tasks;               /* task id -> bk_task_t */
     uint32_t nlive;                /* tasks not terminal (the per-user limit counts these) */
@@ -65,7 +78,7 @@ struct bk_user {
     uint8_t epoch_len;
     char epoch[40]; /* broker epoch + "." + ordinal: changes if the user's state was dropped */
     uint32_t id_len;
-    char id[EVENT_USER_ID_MAX + 1];
+    char id[]; /* id_len bytes and a NUL */
 };
 
 typedef struct bk_limits {
@@ -82,6 +95,7 @@ typedef struct bk_state {
     strmap_t *users;
     bk_hist_t *ghead, *gtail;
     uint64_t hist_bytes;
+    uint64_t nhist; /* history entries, all users */
     bk_task_t *rhead, *rtail;
     bk_user_t *ihead, *itail;
     uint64_t state_bytes;
@@ -113,7 +127,7 @@ bk_user_t *bk_state_user(bk_state_t *st, const char *id, size_t len, int64_t now
  *  On BK_RECORD_OK, *blob_out is the published event (owned by the state;
  *  valid until the next state call) and *user_out its user. */
 bk_record_t bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_ms,
-                            buf_t *scratch, bk_user_t **user_out, bk_blob_t **blob_out);
+                            bk_user_t **user_out, bk_blob_t **blob_out);
 
 typedef enum {
     BK_RESTORE_STATE = 0,  /* the task's latest state only */
@@ -144,9 +158,16 @@ int bk_state_each_user(const bk_state_t *st, int (*fn)(void *arg, const bk_user_
 /*  The user's task with this id, or NULL. */
 const bk_task_t *bk_state_task(const bk_user_t *u, const char *id, size_t len);
 
-/*  Marks a user topic as subscribed or not (from XPUB notifications). */
-void bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed,
-                             int64_t now_ms);
+/*  Keeps the user while an event of it waits to be published, and lets it
+ *  go (it may become idle). */
+void bk_state_pin(bk_user_t *u);
+void bk_state_unpin(bk_state_t *st, bk_user_t *u, int64_t now_ms);
+
+/*  Marks a user topic as subscribed or not (from XPUB notifications).
+ *  0, or -1 if not recorded: a subscription for a user that cannot be kept
+ *  (at the user limit), or an unsubscription of one not recorded. */
+int bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed,
+                            int64_t now_ms);
 
 /*  Drops terminal tasks and idle users older than the retention time. */
 void bk_state_sweep(bk_state_t *st, int64_t now_ms);
@@ -187,10 +208,14 @@ void bk_dedup_keys(const bk_dedup_t *self, unsigned char out[BK_DEDUP_KEYS]);
 /*  The id of ev (which must have a producer) sent as bytes. */
 void bk_dedup_hash(const bk_dedup_t *self, const event_t *ev, const void *bytes, size_t len,
                    bk_dedup_id_t *id);
+/*  Starts fetching the memory a lookup of id will read. */
+void bk_dedup_prefetch(const bk_dedup_t *self, const bk_dedup_id_t *id);
 /*  Looks the pair up; on RESEND sets *seq to the seq it was given. */
 bk_dedup_result_t bk_dedup_find(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t *seq);
 /*  Remembers id -> seq, evicting the oldest pair when full. */
 void bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq);
+/*  Pairs remembered. */
+uint32_t bk_dedup_count(const bk_dedup_t *self);
 /*  Calls fn for every pair, oldest first; stops at the first non-zero. */
 int bk_dedup_each(const bk_dedup_t *self,
                   int (*fn)(void *arg, const bk_dedup_id_t *id, uint64_t seq), void *arg);
@@ -198,7 +223,9 @@ int bk_dedup_each(const bk_dedup_t *self,
 /* ---------------------------------------------------------------- journal */
 
 /*  An append-only file of checksummed records (journal.c); what the records
- *  mean is persist.c's business. */
+ *  mean is persist.c's business. Positions handed to the rest of the broker
+ *  are logical (bytes ever written through this journal, across rewrites),
+ *  so they stay comparable when a compaction replaces the file. */
 typedef struct bk_journal bk_journal_t;
 
 /*  Called for each whole record at open, in order: kind and the bytes after
@@ -207,30 +234,94 @@ typedef int (*bk_journal_replay_fn)(void *arg, int kind, const uint8_t *body, si
                                     size_t errlen);
 
 /*  Opens (or creates) the journal and replays it; a torn or damaged tail is
- *  cut off and its size put in *dropped. 0, or -1 with a sentence in err. */
+ *  cut off and its size put in *dropped; a leftover PATH.compact (a crash
+ *  during a compaction) is removed. 0, or -1 with a sentence in err. */
 int bk_journal_open(bk_journal_t **out, const char *path, bk_journal_replay_fn fn, void *arg,
                     uint64_t *dropped, char *err, size_t errlen);
-/*  Flushes, syncs and closes. */
+/*  Flushes, syncs and closes (the next file of an unfinished rewrite too). */
 void bk_journal_close(bk_journal_t **j_p);
 /*  Buffers one record: kind, then head and body bytes. */
 void bk_journal_append(bk_journal_t *j, int kind, const void *head, size_t headlen,
                        const void *body, size_t bodylen);
-/*  Writes the buffered records. 0, or -1 with errno. */
+/*  Writes the buffered records (to both files while a rewrite is being
+ *  finished). 0, or -1 with errno. */
 int bk_journal_flush(bk_journal_t *j);
-/*  fdatasync()s if anything was written since the last sync (and syncs the
- *  directory after a rewrite whose directory sync failed). 0, or -1. */
+/*  fdatasync()s now, on the calling thread (start, close, tests). 0, or -1. */
 int bk_journal_sync(bk_journal_t *j);
+/*  Logical positions: everything appended so far (written or buffered), and
+ *  everything written. */
+uint64_t bk_journal_appended(const bk_journal_t *j);
+uint64_t bk_journal_written(const bk_journal_t *j);
+/*  The file descriptor appends go to (for the syncer). */
+int bk_journal_fd(const bk_journal_t *j);
+const char *bk_journal_path(const bk_journal_t *j);
 /*  1 once the file is over twice its size after the last rewrite, and over
  *  min_bytes. */
 int bk_journal_wants_rewrite(const bk_journal_t *j, uint64_t min_bytes);
 uint64_t bk_journal_size(const bk_journal_t *j);
-/*  Replaces the file with the records writer appends to out. 0; 1 if done
- *  but the directory could not be synced yet (bk_journal_sync() retries);
- *  or -1 with a sentence in err (the old file is still the journal). */
+
+/*  A rewrite, step by step (compact.c drives them; see journal.c):
+ *    next_open    create PATH.compact (magic only) beside the journal
+ *    (a writer fills it through bk_journal_next_writer(), flushes and syncs it)
+ *    next_copy    append what the journal got since the writer's snapshot
+ *    next_dual    from now on every flush writes both files
+ *    (fdatasync both, rename PATH.compact over PATH, fsync the directory)
+ *    next_switch  the new file is the journal
+ *  next_abort at any step before the rename leaves the journal as it was. */
+int bk_journal_next_open(bk_journal_t *j, char *err, size_t errlen);
+/*  A journal object writing to the next file (for the writer; freed with
+ *  bk_journal_writer_close(), which flushes and fdatasyncs: 0 or -1). */
+bk_journal_t *bk_journal_next_writer(bk_journal_t *j);
+int bk_journal_writer_close(bk_journal_t **w_p);
+/*  Copies up to max bytes of the journal from offset *from into the next
+ *  file. 1 once everything written so far is copied, 0 if more is left, -1
+ *  with errno. */
+int bk_journal_next_copy(bk_journal_t *j, uint64_t *from, uint64_t max);
+void bk_journal_next_dual(bk_journal_t *j);
+int bk_journal_next_fd(const bk_journal_t *j);
+const char *bk_journal_next_path(const bk_journal_t *j);
+void bk_journal_next_switch(bk_journal_t *j);
+void bk_journal_next_abort(bk_journal_t *j);
+/*  Renames from over to and fsyncs to's directory: 0; 1 if renamed but the
+ *  directory sync failed (the rename may not survive a machine crash); -1
+ *  with errno if not renamed. */
+int bk_journal_install(const char *from, const char *to);
+/*  fsync()s the directory holding path. 0, or -1 with errno. */
+int bk_journal_sync_dir(const char *path);
+/*  The whole rewrite at once, on the calling thread: writer fills the next
+ *  file from the current state. 0; 1 if done but the directory could not be
+ *  synced; or -1 with a sentence in err (the old file is still the journal). */
 int bk_journal_rewrite(bk_journal_t *j, int (*writer)(void *arg, bk_journal_t *out), void *arg,
                        char *err, size_t errlen);
 
-/* ---------------------------------------------------------------- context */
+/* ---------------------------------------------------------------- syncer */
+
+/*  fdatasync() off the loop (syncer.c): the loop asks for a journal position
+ *  to be on disk, a thread of ours syncs, and reports the position through
+ *  an eventfd the loop watches. While one sync runs the loop goes on writing
+ *  batches; the next sync covers all of them (group commit). */
+typedef struct bk_syncer bk_syncer_t;
+
+/*  0, or -1 with a sentence in err. */
+int bk_syncer_start(bk_syncer_t **out, char *err, size_t errlen);
+/*  Stops the thread after the sync in progress and frees it. */
+void bk_syncer_stop(bk_syncer_t **s_p);
+/*  The eventfd that becomes readable when a sync finished. */
+int bk_syncer_fd(const bk_syncer_t *s);
+/*  The files to sync from now on (fd2 -1 for none); dup()ed. 0 or -1. */
+int bk_syncer_files(bk_syncer_t *s, int fd, int fd2);
+/*  Asks for position lsn (written before the call) to be made durable. */
+void bk_syncer_want(bk_syncer_t *s, uint64_t lsn);
+/*  After the next sync of both files: rename from over to, fsync its directory. */
+void bk_syncer_rename(bk_syncer_t *s, const char *from, const char *to);
+typedef struct bk_synced {
+    uint64_t durable; /* the position on disk */
+    uint64_t rounds;  /* fdatasync rounds so far */
+    int renamed;      /* 1 once (the first time after) a rename is done and durable */
+} bk_synced_t;
+
+/*  Reads the completions. 0, or -1 with errno once a sync failed. */
+int bk_syncer_poll(bk_syncer_t *s, bk_synced_t *out);
 
 /* ---------------------------------------------------------------- persist */
 
@@ -244,26 +335,111 @@ int bk_persist_open(broker_t *bk, const char *path, uint32_t dedup_window, char 
 /*  Buffers the record of one accepted event (written by the batch's flush). */
 void bk_persist_event(broker_t *bk, const bk_blob_t *blob, const bk_dedup_id_t *id,
                       int64_t wall_ms);
-/*  Rewrites the journal as the current state. 0 (a warning is logged if its
- *  directory could not be synced yet), or -1 with a sentence. */
+/*  Appends the current state to out as a compact journal (the records that
+ *  rebuild it exactly). 0, or -1 (out of memory). */
+int bk_persist_write_state(broker_t *bk, bk_journal_t *out);
+/*  About how many bytes bk_persist_write_state() would write now. */
+uint64_t bk_persist_estimate(const broker_t *bk);
+/*  Rewrites the journal as the current state on the calling thread (tests;
+ *  the broker compacts with compact.c). 0, or -1 with a sentence. */
 int bk_persist_compact(broker_t *bk, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- commit */
+
+/*  When an ok may be given (--fsync): */
+typedef enum {
+    BK_FSYNC_BATCH = 0, /* once the event is on disk (fdatasync, group commit) */
+    BK_FSYNC_INTERVAL,  /* once written; fdatasync every interval */
+    BK_FSYNC_NEVER      /* once written; the OS writes back */
+} bk_fsync_t;
+
+typedef struct bk_held bk_held_t; /* a sync answer held back (sync.c) */
+
+/*  One thing waiting to leave (commit.c): an answer to a worker with the
+ *  event it publishes, or a sync answer. */
+typedef struct bk_out {
+    uint64_t lsn;       /* leaves once the journal holds this position */
+    bk_user_t *user;    /* the event to publish (the user is pinned), or NULL */
+    bk_blob_t *blob;
+    bk_held_t *held;    /* a sync answer (sent by sync.c), or NULL */
+    zmq_msg_t identity; /* the peer (moved from its message) */
+    uint8_t empties;    /* empty delimiter frames after the identity */
+    uint8_t answer_len; /* bytes in answer[]; 0: the answer is in big */
+    char answer[46];
+    char *big;          /* a longer answer (errors), malloc'ed */
+    size_t big_len;
+} bk_out_t;
+
+typedef struct bk_commit {
+    bk_fsync_t policy;
+    uint64_t interval_ms; /* BK_FSYNC_INTERVAL */
+    uint64_t written;     /* journal positions: written, */
+    uint64_t asked;       /* asked of the syncer, */
+    uint64_t durable;     /* and on disk */
+    bk_out_t *ring;       /* waiting, oldest first */
+    size_t cap, head, count;
+} bk_commit_t;
+
+/*  A new slot at the tail, its lsn set to what the journal holds so far (so
+ *  it leaves after everything recorded before it), or NULL (out of memory). */
+bk_out_t *bk_commit_hold(broker_t *bk);
+/*  Writes the journal's buffer, asks the syncer for it (batch) and releases
+ *  what may leave. 0, or -1 with errno (a write failed: nothing of it may be
+ *  acknowledged). */
+int bk_commit_flush(broker_t *bk);
+/*  Sends everything that may leave: the policy's position reached. */
+void bk_commit_release(broker_t *bk);
+/*  The syncer reported: a new durable position, perhaps a rename. */
+void bk_commit_synced(broker_t *bk);
+/*  1 if something recorded at journal position lsn may leave now. */
+int bk_commit_ready(const broker_t *bk, uint64_t lsn);
+/*  Frees whatever is still waiting (at exit). */
+void bk_commit_destroy(bk_commit_t *c);
+/*  Parses "batch", "never", "interval" or "interval:MS". 0 or -1. */
+int bk_commit_parse_policy(const char *text, bk_fsync_t *policy, uint64_t *interval_ms);
+
+/* ---------------------------------------------------------------- compaction */
+
+/*  compact.c: rewriting the journal without stopping ingest. */
+typedef enum {
+    BK_COMPACT_IDLE = 0,
+    BK_COMPACT_CHILD, /* a forked child writes the snapshot */
+    BK_COMPACT_TAIL,  /* the loop copies what was journaled since */
+    BK_COMPACT_DUAL   /* both files written; waiting for the syncer's rename */
+} bk_compact_phase_t;
+
+typedef struct bk_compact {
+    bk_compact_phase_t phase;
+    int pid;                /* the child (CHILD) */
+    uint64_t copied;        /* journal offset copied into the new file so far */
+    uint64_t before;        /* journal size when it started */
+    int64_t started_ms;     /* monotonic */
+    int64_t not_before_ms;  /* after a failure: no new attempt until then */
+} bk_compact_t;
+
+/*  Starts a compaction if the journal wants one (none running). */
+void bk_compact_maybe(broker_t *bk);
+/*  A child exited (SIGCHLD): reaps ours and moves on. */
+void bk_compact_reap(broker_t *bk);
+/*  One step of the tail copy (TAIL): called every loop turn. */
+void bk_compact_step(broker_t *bk);
+/*  The syncer renamed the new file over the journal: it is the journal now. */
+void bk_compact_renamed(broker_t *bk);
+/*  At exit: kills a running child, removes an unfinished new file. */
+void bk_compact_abort(broker_t *bk);
+/*  1 while a compaction runs. */
+int bk_compact_busy(const broker_t *bk);
 
 /* ---------------------------------------------------------------- context */
 
-/*  One worker message of the batch being handled (ingest.c). */
-typedef struct bk_pending {
-    bk_user_t *user;
-    bk_blob_t *blob;   /* to publish once the batch is journaled, NULL if none */
-    size_t envelope;   /* frames before the payload, sent back with the answer */
-    size_t answer_off; /* the answer, in broker_t.answers */
-    size_t answer_len;
-    zmsg_t msg; /* last: cleared separately */
-} bk_pending_t;
-
 #define BK_BATCH 512 /* messages handled per pass, per socket */
 
+/*  Sockets sent on since they were last read to EAGAIN: their ZMQ_FD may
+ *  have been reset by the send, so the loop reads them again. */
+enum { BK_SOCK_INGEST = 1, BK_SOCK_FANOUT = 2, BK_SOCK_SYNC = 4 };
+
 typedef struct bk_stats {
-    uint64_t accepted, rejected, duplicates, published, syncs, subscribes;
+    uint64_t accepted, rejected, duplicates, published, syncs, subscribes, fsyncs, compactions;
 } bk_stats_t;
 
 struct broker {
@@ -276,23 +452,29 @@ struct broker {
     int sigfd;
     int stop;
     int exit_code;
+    unsigned sent; /* BK_SOCK_*: sent on since last read to EAGAIN */
+    uint64_t broad_subs; /* subscriptions that may match users not marked subscribed */
     bk_state_t state;
     bk_dedup_t *dedup;
     bk_journal_t *journal; /* NULL: memory only */
     uint64_t journal_min;  /* compact only past this many bytes */
-    buf_t scratch;         /* packing space reused for every message */
-    buf_t answers;         /* the answers of the batch being handled */
-    bk_pending_t *pending; /* BK_BATCH slots */
-    char boot[17];         /* random per process: tells gateways of a restart */
+    bk_syncer_t *syncer;   /* with a journal */
+    bk_commit_t commit;
+    bk_compact_t compact;
+    buf_t scratch; /* packing space reused for every message */
+    char boot[17]; /* random per process: tells gateways of a restart */
     bk_stats_t stats;
-    int64_t next_heartbeat_ms, next_sweep_ms;
+    int64_t now_ms, wall_ms; /* the clocks, read once per batch */
+    int64_t next_heartbeat_ms, next_sweep_ms, next_sync_ms;
     int64_t warn_window_ms; /* rate limit for rejection warnings */
     uint32_t warn_count;
-    int64_t next_sync_ms;
     int64_t started_ms;
 };
 
-/*  Reads and answers up to max worker messages. Returns how many. */
+/*  Runs the event loop until SIGINT/SIGTERM or a fatal error. */
+void bk_loop_run(broker_t *bk);
+
+/*  Reads and handles up to max worker messages. Returns how many. */
 int bk_ingest_drain(broker_t *bk, int max);
 
 /*  Publishes one event on its user's topic. 0, or -1 with errno. */
@@ -304,5 +486,9 @@ void bk_fanout_heartbeat(broker_t *bk, int64_t wall_ms);
 
 /*  Reads and answers up to max sync requests. Returns how many. */
 int bk_sync_drain(broker_t *bk, int max);
+/*  Sends a held sync answer to its gateway and frees it. */
+void bk_sync_release(broker_t *bk, bk_out_t *o);
+/*  Frees a held sync answer without sending it. */
+void bk_sync_free_held(bk_held_t **h_p);
 
 #endif

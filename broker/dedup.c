@@ -2,6 +2,10 @@
  *
  *  Entries live in a ring in arrival order (the oldest is evicted when the
  *  ring is full) and an open-addressing index of ring positions finds them.
+ *  Each index slot also holds the high half of its entry's key (the tag,
+ *  from which the slot's home is taken too): probing and the backward
+ *  shift of a removal read only the index, and the ring (24 MiB at the
+ *  default window, a cache miss per access) is read once per lookup.
  *  A pair is identified by a keyed SipHash of producer and pseq, and its
  *  content by a second keyed hash of the message bytes: the same pair with
  *  the same bytes is a resend (answered with the seq it got), the same pair
@@ -19,10 +23,18 @@ typedef struct {
     uint64_t seq;
 } s_entry_t;
 
+#define S_PREFETCH 8 /* inserts ahead */
+
+typedef struct {
+    uint32_t pos; /* ring position + 1, 0: empty */
+    uint32_t tag; /* key >> 32 */
+} s_slot_t;
+
 struct bk_dedup {
     s_entry_t *ring;
     uint32_t capacity, next; /* next: ring slot the next insert takes */
-    uint32_t *index;         /* ring position + 1, 0: empty */
+    uint32_t count;          /* pairs in the ring */
+    s_slot_t *index;
     uint32_t index_mask;
     unsigned char key_k[crypto_shorthash_KEYBYTES];
     unsigned char content_k[crypto_shorthash_KEYBYTES];
@@ -89,13 +101,20 @@ s_pair_key(const bk_dedup_t *self, const event_t *ev)
     return s_hash(self->key_k, in, n + 8) | 1; /* never 0 */
 }
 
+static uint32_t
+s_tag(uint64_t key)
+{
+    return (uint32_t)(key >> 32);
+}
+
 /*  Index slot holding key, or the empty slot where it would go. */
 static uint32_t
 s_slot(const bk_dedup_t *self, uint64_t key)
 {
-    for (uint32_t i = (uint32_t)key & self->index_mask;; i = (i + 1) & self->index_mask) {
-        uint32_t pos = self->index[i];
-        if (pos == 0 || self->ring[pos - 1].key == key)
+    uint32_t tag = s_tag(key);
+    for (uint32_t i = tag & self->index_mask;; i = (i + 1) & self->index_mask) {
+        const s_slot_t *x = &self->index[i];
+        if (x->pos == 0 || (x->tag == tag && self->ring[x->pos - 1].key == key))
             return i;
     }
 }
@@ -104,17 +123,17 @@ static void
 s_index_remove(bk_dedup_t *self, uint64_t key)
 {
     uint32_t mask = self->index_mask, i = s_slot(self, key);
-    if (self->index[i] == 0)
+    if (self->index[i].pos == 0)
         return;
-    for (uint32_t j = (i + 1) & mask; self->index[j]; j = (j + 1) & mask) {
-        uint32_t home = (uint32_t)self->ring[self->index[j] - 1].key & mask;
+    for (uint32_t j = (i + 1) & mask; self->index[j].pos; j = (j + 1) & mask) {
+        uint32_t home = self->index[j].tag & mask;
         int movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
         if (movable) {
             self->index[i] = self->index[j];
             i = j;
         }
     }
-    self->index[i] = 0;
+    self->index[i].pos = 0;
 }
 
 void
@@ -132,10 +151,16 @@ bk_dedup_hash(const bk_dedup_t *self, const event_t *ev, const void *bytes, size
     id->content = s_hash(self->content_k, bytes, len);
 }
 
+void
+bk_dedup_prefetch(const bk_dedup_t *self, const bk_dedup_id_t *id)
+{
+    __builtin_prefetch(&self->index[s_tag(id->key) & self->index_mask]);
+}
+
 bk_dedup_result_t
 bk_dedup_find(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t *seq)
 {
-    uint32_t pos = self->index[s_slot(self, id->key)];
+    uint32_t pos = self->index[s_slot(self, id->key)].pos;
     if (pos == 0)
         return BK_DEDUP_NEW;
     const s_entry_t *e = &self->ring[pos - 1];
@@ -148,7 +173,7 @@ bk_dedup_find(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t *seq)
 void
 bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq)
 {
-    uint32_t pos = self->index[s_slot(self, id->key)];
+    uint32_t pos = self->index[s_slot(self, id->key)].pos;
     if (pos) {
         /* Already known (a replayed journal can repeat a pair): update. */
         self->ring[pos - 1].content = id->content;
@@ -158,11 +183,24 @@ bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq)
     s_entry_t *e = &self->ring[self->next];
     if (e->key)
         s_index_remove(self, e->key); /* the ring is full: evict the oldest */
+    else
+        self->count++;
+    /* The index slot of the entry evicted a few inserts from now: a cache
+     * miss now, overlapped with the work until then. */
+    const s_entry_t *later = &self->ring[(self->next + S_PREFETCH) % self->capacity];
+    if (later->key)
+        __builtin_prefetch(&self->index[s_tag(later->key) & self->index_mask], 1);
     e->key = id->key;
     e->content = id->content;
     e->seq = seq;
-    self->index[s_slot(self, id->key)] = self->next + 1;
+    self->index[s_slot(self, id->key)] = (s_slot_t){self->next + 1, s_tag(id->key)};
     self->next = (self->next + 1) % self->capacity;
+}
+
+uint32_t
+bk_dedup_count(const bk_dedup_t *self)
+{
+    return self->count;
 }
 
 int

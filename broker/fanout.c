@@ -12,6 +12,15 @@
  *  XPUB is lossy at its high-water mark by design (a slow gateway must not
  *  stall the others); per-user seq numbers make any gap visible and the
  *  gateway repairs it with a replay from sync.c.
+ *
+ *  An event of a user no gateway subscribes to is not sent at all (XPUB
+ *  would match it against no subscription and drop it, at the cost of a
+ *  thousand instructions): the state knows who is subscribed, from the
+ *  notifications read here. A subscription that could match users the
+ *  state does not mark (a prefix such as "" or "2", or one for a user the
+ *  state could not keep) turns that off while it lasts. Skipping an event
+ *  before its user's subscription is read takes nothing from a gateway:
+ *  it counts only on events after the confirmation, which comes later.
  */
 #include <errno.h>
 #include <string.h>
@@ -24,12 +33,26 @@
 int
 bk_fanout_publish(broker_t *bk, const bk_user_t *u, const bk_blob_t *blob)
 {
+    if (!u->subscribed && bk->broad_subs == 0)
+        return 0; /* nobody would receive it */
     /* u->id is NUL-terminated: the topic includes that NUL. */
+    bk->sent |= BK_SOCK_FANOUT; /* the loop reads the XPUB again */
     if (zmq_send(bk->fanout, u->id, u->id_len + 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(bk->fanout, blob->data, blob->len, ZMQ_DONTWAIT) < 0)
         return -1;
     bk->stats.published++;
     return 0;
+}
+
+/*  A subscription that may match users the state does not mark subscribed
+ *  came or went. */
+static void
+s_broad(broker_t *bk, int subscribe)
+{
+    if (subscribe)
+        bk->broad_subs++;
+    else if (bk->broad_subs > 0)
+        bk->broad_subs--;
 }
 
 /*  Sends [topic]{"epoch":E} (confirmations) or, with wall_ms,
@@ -43,6 +66,7 @@ s_send_control(broker_t *bk, const void *topic, size_t topic_len, int64_t wall_m
         zmq_send(bk->fanout, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(bk->fanout, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT) < 0)
         log_warn(&bk->log, "control message not sent: %s", zmq_strerror(errno));
+    bk->sent |= BK_SOCK_FANOUT; /* the loop reads the XPUB again */
 }
 
 void
@@ -73,12 +97,15 @@ bk_fanout_drain(broker_t *bk, int max)
             continue;
         }
         if (tlen >= 2 && topic[tlen - 1] == '\0' && event_user_id_valid(topic, tlen - 1)) {
-            bk_state_set_subscribed(&bk->state, topic, tlen - 1, subscribe, clock_mono_ms());
+            if (bk_state_set_subscribed(&bk->state, topic, tlen - 1, subscribe, clock_mono_ms()))
+                s_broad(bk, subscribe);
             if (subscribe)
                 bk->stats.subscribes++;
             log_debug(&bk->log, "%s user=%.*s", subscribe ? "subscribed" : "unsubscribed",
                       (int)(tlen - 1), topic);
         }
+        else if (tlen == 0 || event_user_id_valid(topic, tlen))
+            s_broad(bk, subscribe); /* a prefix of user topics */
     }
     zmq_msg_close(&msg);
     return n;

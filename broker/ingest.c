@@ -1,4 +1,4 @@
-/*  ingest.c: worker events in, answers out (ROUTER).
+/*  ingest.c: worker events in (ROUTER), their answers queued.
  *
  *  A worker message is [identity][optional empty delimiter frames][event]:
  *  DEALER workers send the event alone, REQ workers add the delimiter, and
@@ -8,11 +8,16 @@
  *      {"ok":true,"pseq":N,"seq":S,"duplicate":true}
  *      {"ok":false,"error":"<code>","detail":"<sentence>"[,"pseq":N]}
  *
- *  Messages are handled in batches: each is validated and recorded in the
- *  state (and the journal's buffer), then the journal is written once, and
- *  only then are the batch's events published and its answers sent. So an
- *  "ok" always means recorded (and journaled, with a journal), and no gateway
- *  ever sees an event a restarted broker would not know.
+ *  Messages are handled in batches (up to BK_BATCH): each is validated and
+ *  recorded in the state (and the journal's buffer), and its answer (with
+ *  the event to publish) is queued in commit.c. Then the batch is written to
+ *  the journal with one write(), and commit.c lets the answers and events
+ *  leave once the journal holds them as the fsync policy requires.
+ *
+ *  Messages are read and decoded a few ahead of the one being recorded:
+ *  decoding and hashing need no state, and the cache line of a message's
+ *  idempotency slot (in an index of many megabytes) is then fetched while
+ *  the earlier ones are recorded, not when its turn comes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,59 +28,57 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "mpwrite.h"
+#include "wire.h"
 #include "zmsg.h"
 
 #define S_WARN_PER_SECOND 10
+#define S_AHEAD           8 /* messages decoded ahead of the one recorded */
+
+/*  A message read ahead of its turn. */
+typedef struct {
+    zmsg_t msg;
+    size_t payload; /* the frame holding the event */
+    enum { S_FRAMES, S_TOO_LARGE, S_INVALID, S_DECODED } stage;
+    event_t ev;          /* S_DECODED */
+    event_error_t err;   /* S_INVALID */
+    bk_dedup_id_t id;    /* S_DECODED with a producer */
+} s_ahead_t;
+
+/*  The outcome of one message, before it is queued. */
+typedef struct {
+    bk_user_t *user; /* accepted: the event to publish */
+    bk_blob_t *blob;
+    char answer[sizeof((bk_out_t *)0)->answer];
+    size_t answer_len; /* 0: the answer is in bk->scratch (an error) */
+} s_result_t;
 
 static void
-s_pack_str(msgpack_packer *pk, const char *s)
+s_answer_ok(s_result_t *r, const event_t *ev, uint64_t seq, int dup)
 {
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-/*  Starts the answer of pending message p in the batch's answer buffer. */
-static void
-s_answer_begin(broker_t *bk, bk_pending_t *p, msgpack_packer *pk)
-{
-    p->answer_off = bk->answers.len;
-    msgpack_packer_init(pk, &bk->answers, buf_msgpack_write);
-}
-
-static void
-s_answer_end(broker_t *bk, bk_pending_t *p)
-{
-    p->answer_len = bk->answers.len - p->answer_off;
-}
-
-static void
-s_answer_ok(broker_t *bk, bk_pending_t *p, const event_t *ev, uint64_t seq, int dup)
-{
-    msgpack_packer pk;
-    s_answer_begin(bk, p, &pk);
-    msgpack_pack_map(&pk, 2 + (ev->has_pseq ? 1 : 0) + (dup ? 1 : 0));
-    s_pack_str(&pk, "ok");
-    msgpack_pack_true(&pk);
+    uint8_t *p = (uint8_t *)r->answer;
+    p = mp_put_fixmap(p, 2 + (ev->has_pseq ? 1 : 0) + (dup ? 1 : 0));
+    p = mp_put_lit(p, "ok");
+    p = mp_put_bool(p, 1);
     if (ev->has_pseq) {
-        s_pack_str(&pk, "pseq");
-        msgpack_pack_uint64(&pk, ev->pseq);
+        p = mp_put_lit(p, "pseq");
+        p = mp_put_uint(p, ev->pseq);
     }
-    s_pack_str(&pk, "seq");
-    msgpack_pack_uint64(&pk, seq);
+    p = mp_put_lit(p, "seq");
+    p = mp_put_uint(p, seq);
     if (dup) {
-        s_pack_str(&pk, "duplicate");
-        msgpack_pack_true(&pk);
+        p = mp_put_lit(p, "duplicate");
+        p = mp_put_bool(p, 1);
     }
-    s_answer_end(bk, p);
+    r->answer_len = (size_t)(p - (uint8_t *)r->answer);
 }
 
 /*  Logs a rejection, at most S_WARN_PER_SECOND lines a second (bad input
  *  must not flood the log either). */
 static void
-s_warn_rejected(broker_t *bk, bk_pending_t *p, const char *code, const char *detail)
+s_warn_rejected(broker_t *bk, zmsg_t *m, const char *code, const char *detail)
 {
-    int64_t now = clock_mono_ms();
+    int64_t now = bk->now_ms;
     if (now - bk->warn_window_ms >= 1000) {
         if (bk->warn_count > S_WARN_PER_SECOND)
             log_warn(&bk->log, "%u more rejected events not logged",
@@ -85,75 +88,98 @@ s_warn_rejected(broker_t *bk, bk_pending_t *p, const char *code, const char *det
     }
     if (++bk->warn_count > S_WARN_PER_SECOND)
         return;
-    zmsg_t *m = &p->msg;
     size_t last = m->count - 1;
     const char *peer = zmq_msg_gets(&m->frames[last], "Peer-Address");
     log_warn(&bk->log, "rejected event from %s: %s: %s", peer ? peer : "?", code, detail);
 }
 
+/*  An error answer, packed in bk->scratch. */
 static void
-s_answer_error(broker_t *bk, bk_pending_t *p, const event_t *ev, const char *code,
+s_answer_error(broker_t *bk, zmsg_t *m, s_result_t *r, const event_t *ev, const char *code,
                const char *detail)
 {
     bk->stats.rejected++;
-    s_warn_rejected(bk, p, code, detail);
+    s_warn_rejected(bk, m, code, detail);
     msgpack_packer pk;
-    s_answer_begin(bk, p, &pk);
+    buf_reset(&bk->scratch);
+    msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
     msgpack_pack_map(&pk, 3 + (ev && ev->has_pseq ? 1 : 0));
-    s_pack_str(&pk, "ok");
+    wire_pack_str(&pk, "ok");
     msgpack_pack_false(&pk);
-    s_pack_str(&pk, "error");
-    s_pack_str(&pk, code);
-    s_pack_str(&pk, "detail");
-    s_pack_str(&pk, detail);
+    wire_pack_str(&pk, "error");
+    wire_pack_str(&pk, code);
+    wire_pack_str(&pk, "detail");
+    wire_pack_str(&pk, detail);
     if (ev && ev->has_pseq) {
-        s_pack_str(&pk, "pseq");
+        wire_pack_str(&pk, "pseq");
         msgpack_pack_uint64(&pk, ev->pseq);
     }
-    s_answer_end(bk, p);
+    r->answer_len = 0;
 }
 
-/*  Validates and records one message; the answer (and the event to
- *  publish) wait in p until the batch is journaled. */
+/*  Everything that needs no state: the frames, the event, its hashes. */
 static void
-s_handle(broker_t *bk, bk_pending_t *p)
+s_prepare(broker_t *bk, s_ahead_t *a)
 {
-    zmsg_t *m = &p->msg;
+    zmsg_t *m = &a->msg;
     /* [identity][""...][event]: the payload is the first non-empty frame
      * after the identity (or the last frame, if all are empty: an empty
      * event from a DEALER), and must be the last. */
     size_t payload = 1;
     while (payload + 1 < m->count && zmsg_size(m, payload) == 0)
         payload++;
-    p->envelope = payload < m->count ? payload : m->count;
+    a->payload = payload;
     if (m->truncated || payload + 1 != m->count) {
-        s_answer_error(bk, p, NULL, EVENT_E_MALFORMED,
-                       "a message must carry exactly one event in one frame");
+        a->stage = S_FRAMES;
         return;
     }
     const void *bytes = zmsg_data(m, payload);
     size_t len = zmsg_size(m, payload);
     if (len > EVENT_WIRE_MAX) {
+        a->stage = S_TOO_LARGE;
+        return;
+    }
+    if (event_decode(&a->ev, bytes, len, EVENT_FROM_WORKER, &a->err) != 0) {
+        a->stage = S_INVALID;
+        return;
+    }
+    a->stage = S_DECODED;
+    if (a->ev.has_producer) {
+        bk_dedup_hash(bk->dedup, &a->ev, bytes, len, &a->id);
+        bk_dedup_prefetch(bk->dedup, &a->id);
+    }
+}
+
+/*  Validates and records one message. */
+static void
+s_record(broker_t *bk, s_ahead_t *a, s_result_t *r)
+{
+    zmsg_t *m = &a->msg;
+    if (a->stage == S_FRAMES) {
+        s_answer_error(bk, m, r, NULL, EVENT_E_MALFORMED,
+                       "a message must carry exactly one event in one frame");
+        return;
+    }
+    if (a->stage == S_TOO_LARGE) {
         char detail[120];
-        snprintf(detail, sizeof detail, "event is %zu bytes; the limit is %d bytes", len,
-                 EVENT_WIRE_MAX);
-        s_answer_error(bk, p, NULL, EVENT_E_TOO_LARGE, detail);
+        snprintf(detail, sizeof detail, "event is %zu bytes; the limit is %d bytes",
+                 zmsg_size(m, a->payload), EVENT_WIRE_MAX);
+        s_answer_error(bk, m, r, NULL, EVENT_E_TOO_LARGE, detail);
         return;
     }
-    event_t ev;
-    event_error_t err;
-    if (event_decode(&ev, bytes, len, EVENT_FROM_WORKER, &err) != 0) {
-        s_answer_error(bk, p, NULL, err.code, err.detail);
+    if (a->stage == S_INVALID) {
+        s_answer_error(bk, m, r, NULL, a->err.code, a->err.detail);
         return;
     }
+    event_t ev = a->ev;
     uint64_t seq = 0;
-    bk_dedup_id_t id;
     if (ev.has_producer) {
-        bk_dedup_hash(bk->dedup, &ev, bytes, len, &id);
-        bk_dedup_result_t d = bk_dedup_find(bk->dedup, &id, &seq);
+        bk_dedup_result_t d = bk_dedup_find(bk->dedup, &a->id, &seq);
         if (d == BK_DEDUP_RESEND) {
+            /* Queued behind the original: if that is not on disk yet, this
+             * answer waits for it too. */
             bk->stats.duplicates++;
-            s_answer_ok(bk, p, &ev, seq, 1);
+            s_answer_ok(r, &ev, seq, 1);
             return;
         }
         if (d == BK_DEDUP_CONFLICT) {
@@ -162,93 +188,122 @@ s_handle(broker_t *bk, bk_pending_t *p)
                      "pseq %" PRIu64 " was already used by this producer for a different "
                      "event; give every event a new pseq",
                      ev.pseq);
-            s_answer_error(bk, p, &ev, "pseq_reused", detail);
+            s_answer_error(bk, m, r, &ev, "pseq_reused", detail);
             return;
         }
     }
     bk_user_t *u = NULL;
     bk_blob_t *blob = NULL;
-    int64_t wall = clock_wall_ms();
-    switch (bk_state_record(&bk->state, &ev, clock_mono_ms(), wall, &bk->scratch, &u, &blob)) {
+    switch (bk_state_record(&bk->state, &ev, bk->now_ms, bk->wall_ms, &u, &blob)) {
     case BK_RECORD_OK:
         break;
     case BK_RECORD_TOO_MANY_TASKS:
-        s_answer_error(bk, p, &ev, "too_many_tasks",
+        s_answer_error(bk, m, r, &ev, "too_many_tasks",
                        "this user has too many live tasks; finish some first");
         return;
     case BK_RECORD_OVERLOADED:
-        s_answer_error(bk, p, &ev, "overloaded", "the broker is at its memory limit; retry later");
+        s_answer_error(bk, m, r, &ev, "overloaded",
+                       "the broker is at its memory limit; retry later");
         return;
     case BK_RECORD_NOMEM:
-        s_answer_error(bk, p, &ev, "internal", "the broker ran out of memory");
+        s_answer_error(bk, m, r, &ev, "internal", "the broker ran out of memory");
         return;
     }
     seq = u->seq;
     if (ev.has_producer)
-        bk_dedup_insert(bk->dedup, &id, seq);
+        bk_dedup_insert(bk->dedup, &a->id, seq);
     if (bk->journal)
-        bk_persist_event(bk, blob, ev.has_producer ? &id : NULL, wall);
-    p->user = u;
-    p->blob = blob;
-    blob->refs++; /* kept until published, whatever the state does meanwhile */
+        bk_persist_event(bk, blob, ev.has_producer ? &a->id : NULL, bk->wall_ms);
+    r->user = u;
+    r->blob = blob;
     bk->stats.accepted++;
     log_debug(&bk->log, "event user=%.*s task=%.*s status=%s seq=%" PRIu64, (int)u->id_len, u->id,
               (int)ev.task_id.len, ev.task_id.p, event_status_name(ev.status), seq);
-    s_answer_ok(bk, p, &ev, seq, 0);
+    s_answer_ok(r, &ev, seq, 0);
 }
 
-/*  Publishes p's event and sends its answer with the worker's envelope. */
+/*  Handles one message: records it, and queues its answer (and event). */
 static void
-s_finish(broker_t *bk, bk_pending_t *p)
+s_handle(broker_t *bk, s_ahead_t *a)
 {
-    if (p->blob) {
-        if (bk_fanout_publish(bk, p->user, p->blob) != 0)
-            log_error(&bk->log, "publish failed for user %.*s: %s", (int)p->user->id_len,
-                      p->user->id, zmq_strerror(errno));
-        bk_blob_unref(&p->blob);
+    zmsg_t *m = &a->msg;
+    size_t payload = a->payload;
+    s_result_t r = {0};
+    s_record(bk, a, &r);
+
+    char *big = NULL;
+    bk_out_t *o = NULL;
+    if (r.answer_len || (buf_ok(&bk->scratch) && (big = malloc(bk->scratch.len))))
+        o = bk_commit_hold(bk);
+    if (!o) {
+        /* The event (if accepted) is recorded and journaled but neither
+         * answered nor published: the worker resends (a duplicate then), a
+         * gateway sees a gap in the seqs and repairs it with a replay. */
+        log_error(&bk->log, "out of memory for an answer");
+        free(big);
+        return;
     }
-    zmsg_t *m = &p->msg;
-    for (size_t i = 0; i < p->envelope; i++)
-        if (zmq_send(bk->ingest, zmsg_data(m, i), zmsg_size(m, i), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            return; /* the worker is gone: nothing to answer */
-    (void)zmq_send(bk->ingest, bk->answers.data + p->answer_off, p->answer_len, ZMQ_DONTWAIT);
+    /* The envelope goes back as it came: the identity frame (moved, not
+     * copied) and as many empty frames as there were. */
+    zmq_msg_move(&o->identity, &m->frames[0]);
+    size_t envelope = payload < m->count ? payload : m->count;
+    o->empties = (uint8_t)(envelope - 1);
+    if (r.blob) {
+        o->user = r.user;
+        o->blob = r.blob;
+        r.blob->refs++; /* kept until published, whatever the state does meanwhile */
+        bk_state_pin(r.user);
+    }
+    if (r.answer_len) {
+        memcpy(o->answer, r.answer, r.answer_len);
+        o->answer_len = (uint8_t)r.answer_len;
+    }
+    else {
+        memcpy(big, bk->scratch.data, bk->scratch.len);
+        o->big = big;
+        o->big_len = bk->scratch.len;
+    }
 }
 
 int
 bk_ingest_drain(broker_t *bk, int max)
 {
-    int n = 0;
-    if (max > BK_BATCH)
-        max = BK_BATCH;
-    buf_reset(&bk->answers);
-    while (n < max) {
-        bk_pending_t *p = &bk->pending[n];
-        memset(p, 0, offsetof(bk_pending_t, msg));
-        if (zmsg_recv(&p->msg, bk->ingest, ZMQ_DONTWAIT) != 0)
+    s_ahead_t ahead[S_AHEAD];
+    int n = 0, read = 0, more = 1;
+    bk->now_ms = clock_mono_ms();
+    bk->wall_ms = clock_wall_ms();
+    while (n < read || more) {
+        /* read and prepare up to S_AHEAD ahead of the next to record */
+        while (more && read < max && read - n < S_AHEAD) {
+            s_ahead_t *a = &ahead[read % S_AHEAD];
+            if (zmsg_recv(&a->msg, bk->ingest, ZMQ_DONTWAIT) != 0) {
+                more = 0;
+                break;
+            }
+            if (a->msg.count >= 1)
+                s_prepare(bk, a);
+            read++;
+        }
+        if (read >= max)
+            more = 0;
+        if (n == read)
             break;
+        s_ahead_t *a = &ahead[n % S_AHEAD];
+        if (a->msg.count >= 1)
+            s_handle(bk, a);
+        zmsg_close(&a->msg);
         n++;
-        if (p->msg.count >= 1)
-            s_handle(bk, p);
     }
     if (n == 0)
         return 0;
-    int journaled = !bk->journal || bk_journal_flush(bk->journal) == 0;
-    if (!journaled || !buf_ok(&bk->answers)) {
+    if (bk_commit_flush(bk) != 0) {
         /* Nothing of this batch may be published or acknowledged: it is in
          * memory but not on disk. Stop; workers resend to the next broker,
          * which knows exactly what the journal holds. */
-        log_error(&bk->log, "%s%s; stopping so that no unrecorded event is acknowledged",
-                  journaled ? "out of memory for answers" : "journal write failed: ",
-                  journaled ? "" : strerror(errno));
+        log_error(&bk->log, "journal write failed: %s; stopping so that no unrecorded event is "
+                  "acknowledged", strerror(errno));
         bk->stop = 1;
         bk->exit_code = 1;
-    }
-    for (int i = 0; i < n; i++) {
-        bk_pending_t *p = &bk->pending[i];
-        if (!bk->stop && p->msg.count >= 1)
-            s_finish(bk, p);
-        bk_blob_unref(&p->blob);
-        zmsg_close(&p->msg);
     }
     return n;
 }

@@ -6,10 +6,18 @@
  *  caller; a torn record at the end (a crash in the middle of a write) is
  *  cut off, and so is anything after a record whose checksum fails. Appends
  *  are buffered and written by bk_journal_flush() (the broker flushes before
- *  it publishes or acknowledges anything), and synced to disk by
- *  bk_journal_sync() (once a second). bk_journal_rewrite() replaces the file
- *  with a compact one atomically (write, fsync, rename, fsync directory).
- *  The file is locked (flock) so two brokers can never share a journal.
+ *  it publishes or acknowledges anything); syncing is the syncer's job
+ *  (syncer.c), off the loop.
+ *
+ *  A rewrite (compaction) builds PATH.compact beside the journal: a writer
+ *  fills it with the state as of some offset of the journal and syncs it;
+ *  the journal's records after that offset are copied after it; then every
+ *  flush writes both files until the new one is synced and renamed over the
+ *  old one (with its directory synced), and only then does it become the
+ *  journal. Whatever PATH names at any moment holds every record written:
+ *  a crash at any step restarts from a complete journal. Until the rename,
+ *  PATH.compact is scratch, removed at the next open.
+ *  The files are locked (flock) so two brokers can never share a journal.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +37,8 @@
 #define S_MAGIC_LEN  8
 #define S_HEAD_LEN   8
 #define S_RECORD_MAX (64u << 20)
+#define S_WRITER_FLUSH (1u << 20)  /* a rewrite's writer writes every MiB, */
+#define S_WRITER_SYNC  (16u << 20) /* and syncs every 16 MiB: no burst at the end */
 
 struct bk_journal {
     int fd;
@@ -36,8 +46,17 @@ struct bk_journal {
     buf_t wbuf;       /* records not yet written */
     uint64_t size;    /* bytes in the file, written */
     uint64_t base;    /* size right after the last rewrite (or open) */
-    int unsynced;     /* written since the last fdatasync */
-    int dir_unsynced; /* renamed by a rewrite, directory not yet synced */
+    uint64_t lsn;     /* logical position: bytes written through this object */
+    int unsynced;     /* written since the last bk_journal_sync() */
+    size_t flush_at;  /* a writer: flush when the buffer reaches this (0: never) */
+    uint64_t synced;  /* a writer: size at its last sync */
+    int failed;       /* a writer: an automatic flush failed (errno in err) */
+    int err;
+    /* a rewrite in progress */
+    int next_fd;      /* PATH.compact, -1: none */
+    char *next_path;
+    uint64_t next_size;
+    int dual;         /* flushes write the next file too */
 };
 
 static void
@@ -71,6 +90,17 @@ s_write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+/*  PATH.compact, malloc'ed (NULL: out of memory). */
+static char *
+s_next_path(const char *path)
+{
+    size_t n = strlen(path) + sizeof ".compact";
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s.compact", path);
+    return p;
+}
+
 static int
 s_open_locked(const char *path, int flags, char *err, size_t errlen)
 {
@@ -85,6 +115,19 @@ s_open_locked(const char *path, int flags, char *err, size_t errlen)
         return -1;
     }
     return fd;
+}
+
+/*  Copies len bytes at offset from of in to out's position (for file systems
+ *  without copy_file_range). Bytes copied, or -1. */
+static ssize_t
+s_copy_plain(int in, off_t from, int out, size_t len)
+{
+    char buf[65536];
+    size_t n = len < sizeof buf ? len : sizeof buf;
+    ssize_t got = pread(in, buf, n, from);
+    if (got <= 0)
+        return got < 0 ? -1 : 0;
+    return s_write_all(out, buf, (size_t)got) == 0 ? got : -1;
 }
 
 /*  Reads every record; returns the offset after the last good one, or -1
@@ -119,6 +162,13 @@ bk_journal_open(bk_journal_t **out, const char *path, bk_journal_replay_fn fn, v
     *out = NULL;
     *dropped = 0;
     int fd = s_open_locked(path, O_RDWR | O_CREAT, err, errlen);
+    if (fd >= 0) {
+        /* Scratch of a compaction a crash interrupted: never the journal. */
+        char *leftover = s_next_path(path);
+        if (leftover)
+            (void)unlink(leftover);
+        free(leftover);
+    }
     if (fd < 0)
         return -1;
     struct stat st;
@@ -176,7 +226,8 @@ bk_journal_open(bk_journal_t **out, const char *path, bk_journal_replay_fn fn, v
         return -1;
     }
     j->fd = fd;
-    j->size = j->base = size;
+    j->size = j->base = j->lsn = size;
+    j->next_fd = -1;
     buf_init(&j->wbuf);
     *out = j;
     return 0;
@@ -189,14 +240,23 @@ bk_journal_append(bk_journal_t *j, int kind, const void *head, size_t headlen, c
     size_t len = 1 + headlen + bodylen;
     if (buf_reserve(&j->wbuf, S_HEAD_LEN + len) != 0)
         return; /* oom is reported by bk_journal_flush() */
-    unsigned char *h = (unsigned char *)j->wbuf.data + j->wbuf.len;
-    unsigned char k = (unsigned char)kind;
-    j->wbuf.len += S_HEAD_LEN;
-    buf_append(&j->wbuf, &k, 1);
-    buf_append(&j->wbuf, head, headlen);
-    buf_append(&j->wbuf, body, bodylen);
+    unsigned char *h = (unsigned char *)j->wbuf.data + j->wbuf.len, *p = h + S_HEAD_LEN;
+    *p++ = (unsigned char)kind;
+    if (headlen)
+        memcpy(p, head, headlen);
+    if (bodylen)
+        memcpy(p + headlen, body, bodylen);
     s_put32(h, (uint32_t)len);
     s_put32(h + 4, crc32c(0, h + S_HEAD_LEN, len));
+    j->wbuf.len += S_HEAD_LEN + len;
+    if (j->flush_at && j->wbuf.len >= j->flush_at && !j->failed &&
+        (bk_journal_flush(j) != 0 ||
+         (j->size - j->synced >= S_WRITER_SYNC && fdatasync(j->fd) != 0))) {
+        j->failed = 1;
+        j->err = errno;
+    }
+    if (j->flush_at && j->size - j->synced >= S_WRITER_SYNC)
+        j->synced = j->size;
 }
 
 int
@@ -210,14 +270,19 @@ bk_journal_flush(bk_journal_t *j)
         return 0;
     if (s_write_all(j->fd, j->wbuf.data, j->wbuf.len) != 0)
         return -1;
+    if (j->dual && s_write_all(j->next_fd, j->wbuf.data, j->wbuf.len) != 0)
+        return -1;
     j->size += j->wbuf.len;
+    if (j->dual)
+        j->next_size += j->wbuf.len;
+    j->lsn += j->wbuf.len;
     j->unsynced = 1;
     buf_reset(&j->wbuf);
     return 0;
 }
 
-static int
-s_sync_dir(const char *path)
+int
+bk_journal_sync_dir(const char *path)
 {
     char *copy = strdup(path);
     if (!copy)
@@ -227,19 +292,53 @@ s_sync_dir(const char *path)
     if (fd < 0)
         return -1;
     int rc = fsync(fd);
+    int e = errno;
     close(fd);
+    errno = e;
     return rc;
+}
+
+int
+bk_journal_install(const char *from, const char *to)
+{
+    if (rename(from, to) != 0)
+        return -1;
+    return bk_journal_sync_dir(to) == 0 ? 0 : 1;
 }
 
 int
 bk_journal_sync(bk_journal_t *j)
 {
-    if (j->dir_unsynced && s_sync_dir(j->path) == 0)
-        j->dir_unsynced = 0;
     if (!j->unsynced)
-        return j->dir_unsynced ? -1 : 0;
+        return 0;
+    if (fdatasync(j->fd) != 0 || (j->dual && fdatasync(j->next_fd) != 0))
+        return -1;
     j->unsynced = 0;
-    return fdatasync(j->fd) != 0 || j->dir_unsynced ? -1 : 0;
+    return 0;
+}
+
+uint64_t
+bk_journal_appended(const bk_journal_t *j)
+{
+    return j->lsn + j->wbuf.len;
+}
+
+uint64_t
+bk_journal_written(const bk_journal_t *j)
+{
+    return j->lsn;
+}
+
+int
+bk_journal_fd(const bk_journal_t *j)
+{
+    return j->fd;
+}
+
+const char *
+bk_journal_path(const bk_journal_t *j)
+{
+    return j->path;
 }
 
 int
@@ -255,6 +354,136 @@ bk_journal_size(const bk_journal_t *j)
     return j->size;
 }
 
+/* ---------------------------------------------------------------- rewrite */
+
+int
+bk_journal_next_open(bk_journal_t *j, char *err, size_t errlen)
+{
+    if (j->next_fd >= 0) {
+        snprintf(err, errlen, "a rewrite is already in progress");
+        return -1;
+    }
+    char *path = s_next_path(j->path);
+    if (!path) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int fd = s_open_locked(path, O_RDWR | O_CREAT | O_TRUNC, err, errlen);
+    if (fd < 0) {
+        free(path);
+        return -1;
+    }
+    if (s_write_all(fd, S_MAGIC, S_MAGIC_LEN) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        free(path);
+        return -1;
+    }
+    j->next_fd = fd;
+    j->next_path = path;
+    j->next_size = S_MAGIC_LEN;
+    return 0;
+}
+
+bk_journal_t *
+bk_journal_next_writer(bk_journal_t *j)
+{
+    bk_journal_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->fd = j->next_fd;
+    w->next_fd = -1;
+    w->flush_at = S_WRITER_FLUSH;
+    buf_init(&w->wbuf);
+    return w;
+}
+
+int
+bk_journal_writer_close(bk_journal_t **w_p)
+{
+    bk_journal_t *w = *w_p;
+    int rc = w->failed ? -1 : bk_journal_flush(w);
+    int e = w->failed ? w->err : errno;
+    if (rc == 0 && fdatasync(w->fd) != 0) {
+        rc = -1;
+        e = errno;
+    }
+    buf_free(&w->wbuf);
+    free(w);
+    *w_p = NULL;
+    errno = e;
+    return rc;
+}
+
+int
+bk_journal_next_copy(bk_journal_t *j, uint64_t *from, uint64_t max)
+{
+    /* The writer wrote through the same open file: its offset is the end. */
+    off_t end = lseek(j->next_fd, 0, SEEK_CUR);
+    if (end < 0)
+        return -1;
+    j->next_size = (uint64_t)end;
+    while (*from < j->size && max > 0) {
+        size_t want = (size_t)(j->size - *from < max ? j->size - *from : max);
+        loff_t in = (loff_t)*from;
+        ssize_t n = copy_file_range(j->fd, &in, j->next_fd, NULL, want, 0);
+        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP))
+            n = s_copy_plain(j->fd, (off_t)*from, j->next_fd, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        *from += (uint64_t)n;
+        j->next_size += (uint64_t)n;
+        max -= (uint64_t)n;
+    }
+    return *from == j->size ? 1 : 0;
+}
+
+void
+bk_journal_next_dual(bk_journal_t *j)
+{
+    j->dual = 1;
+}
+
+int
+bk_journal_next_fd(const bk_journal_t *j)
+{
+    return j->next_fd;
+}
+
+const char *
+bk_journal_next_path(const bk_journal_t *j)
+{
+    return j->next_path;
+}
+
+void
+bk_journal_next_switch(bk_journal_t *j)
+{
+    close(j->fd);
+    j->fd = j->next_fd;
+    j->size = j->base = j->next_size;
+    j->next_fd = -1;
+    j->dual = 0;
+    free(j->next_path);
+    j->next_path = NULL;
+}
+
+void
+bk_journal_next_abort(bk_journal_t *j)
+{
+    if (j->next_fd < 0)
+        return;
+    close(j->next_fd);
+    (void)unlink(j->next_path);
+    free(j->next_path);
+    j->next_path = NULL;
+    j->next_fd = -1;
+    j->dual = 0;
+}
+
 int
 bk_journal_rewrite(bk_journal_t *j, int (*writer)(void *arg, bk_journal_t *out), void *arg,
                    char *err, size_t errlen)
@@ -263,41 +492,28 @@ bk_journal_rewrite(bk_journal_t *j, int (*writer)(void *arg, bk_journal_t *out),
         snprintf(err, errlen, "write failed: %s", strerror(errno));
         return -1;
     }
-    size_t plen = strlen(j->path) + 16;
-    char *tmp = malloc(plen);
-    if (!tmp) {
-        snprintf(err, errlen, "out of memory");
+    if (bk_journal_next_open(j, err, errlen) != 0)
         return -1;
-    }
-    snprintf(tmp, plen, "%s.compact", j->path);
-    bk_journal_t next = {.path = tmp};
-    buf_init(&next.wbuf);
-    next.fd = s_open_locked(tmp, O_RDWR | O_CREAT | O_TRUNC, err, errlen);
-    int ok = next.fd >= 0;
+    bk_journal_t *w = bk_journal_next_writer(j);
+    uint64_t from = j->size; /* the writer writes the state as of here */
+    int ok = w && writer(arg, w) == 0;
+    if (w && bk_journal_writer_close(&w) != 0)
+        ok = 0;
+    /* Nothing was written meanwhile; the copy only finds the writer's end. */
+    ok = ok && bk_journal_next_copy(j, &from, UINT64_MAX) == 1;
+    int rc = -1;
     if (ok) {
-        buf_append(&next.wbuf, S_MAGIC, S_MAGIC_LEN);
-        ok = writer(arg, &next) == 0 && bk_journal_flush(&next) == 0 && fdatasync(next.fd) == 0 &&
-             rename(tmp, j->path) == 0;
-        if (!ok)
-            snprintf(err, errlen, "compaction failed: %s", strerror(errno));
+        bk_journal_next_dual(j);
+        rc = fdatasync(j->next_fd) == 0 ? bk_journal_install(j->next_path, j->path) : -1;
     }
-    buf_free(&next.wbuf);
-    if (!ok) {
-        if (next.fd >= 0) {
-            close(next.fd);
-            unlink(tmp);
-        }
-        free(tmp);
+    if (rc < 0) {
+        snprintf(err, errlen, "compaction failed: %s", strerror(errno));
+        bk_journal_next_abort(j);
         return -1;
     }
-    free(tmp);
-    /* The new file is the journal now: every later record goes there. */
-    close(j->fd);
-    j->fd = next.fd;
-    j->size = j->base = next.size;
+    bk_journal_next_switch(j);
     j->unsynced = 0;
-    j->dir_unsynced = s_sync_dir(j->path) != 0; /* retried by bk_journal_sync() */
-    return j->dir_unsynced ? 1 : 0;
+    return rc; /* 1: renamed, but the directory could not be synced */
 }
 
 void
@@ -308,6 +524,13 @@ bk_journal_close(bk_journal_t **j_p)
         return;
     (void)bk_journal_flush(j);
     (void)bk_journal_sync(j);
+    if (j->next_fd >= 0) {
+        /* An unfinished rewrite. Were it renamed already, PATH is the new
+         * file, which got every flush too (dual): either way complete. */
+        close(j->next_fd);
+        (void)unlink(j->next_path);
+        free(j->next_path);
+    }
     close(j->fd);
     buf_free(&j->wbuf);
     free(j->path);

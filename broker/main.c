@@ -1,4 +1,5 @@
-/*  main.c: taskcast-broker: configuration, sockets, the event loop. */
+/*  main.c: taskcast-broker: configuration, sockets, start and stop (the
+ *  event loop is loop.c). */
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
@@ -14,8 +15,6 @@
 #include "version.h"
 #include "zmsg.h"
 
-#define S_SWEEP_MS 1000
-#define S_SYNC_MS  1000 /* journal fdatasync interval */
 /*  Bigger worker messages are not read at all (ZeroMQ drops the connection);
  *  anything between EVENT_WIRE_MAX and this gets a too_large answer. */
 #define S_INGEST_MSG_MAX (32 << 20)
@@ -34,6 +33,7 @@ enum {
     O_DEDUP,
     O_JOURNAL,
     O_JOURNAL_COMPACT,
+    O_FSYNC,
     O_VERSION,
     O_COUNT
 };
@@ -66,6 +66,10 @@ static const cfg_opt_t s_options[O_COUNT] = {
                    "append-only journal file: a restart loses nothing (default: memory only)"},
     [O_JOURNAL_COMPACT] = {"journal-compact-bytes", "TASKCAST_JOURNAL_COMPACT_BYTES", "67108864",
                            "compact the journal once it is this big and twice its compact size"},
+    [O_FSYNC] = {"fsync", "TASKCAST_FSYNC", "batch",
+                 "with a journal, when an event is acknowledged: batch (once on disk), "
+                 "interval[:MS] (once written; synced every MS, default 1000) or never "
+                 "(once written)"},
     [O_VERSION] = {"version", NULL, NULL, "print the version and libraries and exit", 1},
 };
 
@@ -101,6 +105,12 @@ s_configure(broker_t *bk, bk_limits_t *lim, uint64_t *dedup, char *err, size_t e
         s_u64(bk, "dedup-window", 1, 1u << 28, dedup, err, errlen) ||
         s_u64(bk, "journal-compact-bytes", 4096, UINT64_MAX / 4, &bk->journal_min, err, errlen))
         return -1;
+    if (bk_commit_parse_policy(bk->opt[O_FSYNC].value, &bk->commit.policy,
+                               &bk->commit.interval_ms) != 0) {
+        snprintf(err, errlen, "--fsync must be batch, never, interval or interval:MS (MS from 1 "
+                 "to 3600000), not '%s'", bk->opt[O_FSYNC].value ? bk->opt[O_FSYNC].value : "");
+        return -1;
+    }
     lim->tasks_per_user = (uint32_t)tasks;
     lim->retention_ms = retention_s * 1000;
     lim->history_per_user = (uint32_t)history;
@@ -125,8 +135,9 @@ s_open(broker_t *bk)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    /* Blocked before ZeroMQ starts its threads, so they inherit the mask and
-     * the signals arrive only through the signalfd. */
+    sigaddset(&set, SIGCHLD); /* a compaction's child ended */
+    /* Blocked before ZeroMQ (and the syncer) start their threads, so they
+     * inherit the mask and the signals arrive only through the signalfd. */
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
         (bk->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
         log_error(&bk->log, "signalfd: %s", strerror(errno));
@@ -142,9 +153,41 @@ s_open(broker_t *bk)
     return 0;
 }
 
+static int
+s_start_syncer(broker_t *bk, char *err, size_t errlen)
+{
+    if (bk_syncer_start(&bk->syncer, err, errlen) != 0)
+        return -1;
+    if (bk_syncer_files(bk->syncer, bk_journal_fd(bk->journal), -1) != 0) {
+        snprintf(err, errlen, "syncer: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*  A clean stop: what waits for the disk is synced here and answered. */
+static void
+s_finish(broker_t *bk)
+{
+    if (!bk->journal || bk->exit_code != 0 || bk->commit.count == 0)
+        return;
+    if (bk_journal_flush(bk->journal) != 0 || bk_journal_sync(bk->journal) != 0) {
+        log_error(&bk->log, "journal sync failed at exit: %s", strerror(errno));
+        bk->exit_code = 1;
+        return;
+    }
+    bk->commit.written = bk->commit.durable = bk_journal_written(bk->journal);
+    bk_commit_release(bk);
+}
+
 static void
 s_close(broker_t *bk)
 {
+    /* The compaction's child first, then the syncer (a rename it may be
+     * doing finishes), then the journal, which knows what to keep. */
+    bk_compact_abort(bk);
+    bk_syncer_stop(&bk->syncer);
+    bk_commit_destroy(&bk->commit);
     void **socks[] = {&bk->ingest, &bk->fanout, &bk->sync};
     for (size_t i = 0; i < 3; i++)
         if (*socks[i]) {
@@ -159,77 +202,6 @@ s_close(broker_t *bk)
     bk_dedup_destroy(&bk->dedup);
     bk_state_destroy(&bk->state);
     buf_free(&bk->scratch);
-    buf_free(&bk->answers);
-    free(bk->pending);
-}
-
-static void
-s_timers(broker_t *bk, int64_t now)
-{
-    if (now >= bk->next_heartbeat_ms) {
-        bk_fanout_heartbeat(bk, clock_wall_ms());
-        bk->next_heartbeat_ms = now + TOPIC_HEARTBEAT_MS;
-    }
-    if (now >= bk->next_sweep_ms) {
-        bk_state_sweep(&bk->state, now);
-        bk->next_sweep_ms = now + S_SWEEP_MS;
-    }
-    if (bk->journal && now >= bk->next_sync_ms) {
-        if (bk_journal_sync(bk->journal) != 0)
-            log_error(&bk->log, "journal sync failed: %s", strerror(errno));
-        bk->next_sync_ms = now + S_SYNC_MS;
-    }
-}
-
-/*  Compacts the journal once it has grown to twice its compact size. */
-static void
-s_compact(broker_t *bk)
-{
-    char err[256];
-    if (bk->journal && bk_journal_wants_rewrite(bk->journal, bk->journal_min) &&
-        bk_persist_compact(bk, err, sizeof err) != 0)
-        log_error(&bk->log, "journal %s (the journal keeps growing; retrying later)", err);
-}
-
-static void
-s_run(broker_t *bk)
-{
-    zmq_pollitem_t items[] = {
-        {bk->ingest, 0, ZMQ_POLLIN, 0},
-        {bk->fanout, 0, ZMQ_POLLIN, 0},
-        {bk->sync, 0, ZMQ_POLLIN, 0},
-        {NULL, bk->sigfd, ZMQ_POLLIN, 0},
-    };
-    while (!bk->stop) {
-        int64_t now = clock_mono_ms();
-        s_timers(bk, now);
-        int64_t next =
-            bk->next_heartbeat_ms < bk->next_sweep_ms ? bk->next_heartbeat_ms : bk->next_sweep_ms;
-        long timeout = next > now ? (long)(next - now) : 0;
-        if (zmq_poll(items, 4, timeout) < 0) {
-            if (errno == EINTR)
-                continue;
-            log_error(&bk->log, "poll: %s", zmq_strerror(errno));
-            break;
-        }
-        /* Subscriptions first: a gateway's confirmation should not wait
-         * behind a burst of events. */
-        if (items[1].revents & ZMQ_POLLIN)
-            bk_fanout_drain(bk, BK_BATCH);
-        if (items[2].revents & ZMQ_POLLIN)
-            bk_sync_drain(bk, BK_BATCH);
-        if (items[0].revents & ZMQ_POLLIN) {
-            bk_ingest_drain(bk, BK_BATCH);
-            s_compact(bk);
-        }
-        if (items[3].revents & ZMQ_POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(bk->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-                log_info(&bk->log, "received %s, stopping", strsignal((int)si.ssi_signo));
-                bk->stop = 1;
-            }
-        }
-    }
 }
 
 int
@@ -266,8 +238,7 @@ main(int argc, char **argv)
         return 2;
     }
     bk.started_ms = clock_mono_ms();
-    bk.pending = calloc(BK_BATCH, sizeof *bk.pending);
-    if (bk_state_init(&bk.state, &limits) != 0 || !bk.pending) {
+    if (bk_state_init(&bk.state, &limits) != 0) {
         log_error(&bk.log, "out of memory at start");
         s_close(&bk);
         return 1;
@@ -284,6 +255,11 @@ main(int argc, char **argv)
         s_close(&bk);
         return 1;
     }
+    if (journal && s_start_syncer(&bk, err, sizeof err) != 0) {
+        log_error(&bk.log, "%s", err);
+        s_close(&bk);
+        return 1;
+    }
     if (s_open(&bk) != 0) {
         s_close(&bk);
         return 1;
@@ -291,10 +267,16 @@ main(int argc, char **argv)
     version_describe(err, sizeof err);
     log_info(&bk.log, "%s started: ingest %s, fanout %s, sync %s, epoch %s", err,
              opt[O_INGEST].value, opt[O_FANOUT].value, opt[O_SYNC].value, bk.state.epoch);
-    s_run(&bk);
-    log_info(&bk.log, "stopped: %llu events accepted, %llu rejected, %llu duplicates",
+    if (journal)
+        log_info(&bk.log, "journal %s, --fsync %s", journal, opt[O_FSYNC].value);
+    bk_loop_run(&bk);
+    s_finish(&bk);
+    log_info(&bk.log,
+             "stopped: %llu events accepted, %llu rejected, %llu duplicates; %llu journal syncs, "
+             "%llu compactions",
              (unsigned long long)bk.stats.accepted, (unsigned long long)bk.stats.rejected,
-             (unsigned long long)bk.stats.duplicates);
+             (unsigned long long)bk.stats.duplicates, (unsigned long long)bk.stats.fsyncs,
+             (unsigned long long)bk.stats.compactions);
     s_close(&bk);
     return bk.exit_code;
 }

@@ -213,7 +213,6 @@ typedef struct {
     int64_t now, wall;
     const bk_task_t **ended; /* terminal tasks, to sort by the time they ended */
     size_t nended, capended;
-    int oom;
 } s_compact_t;
 
 static int
@@ -248,10 +247,8 @@ s_write_user(void *arg, const bk_user_t *u)
         if (c->nended == c->capended) {
             size_t cap = c->capended ? c->capended * 2 : 256;
             const bk_task_t **more = realloc(c->ended, cap * sizeof *more);
-            if (!more) {
-                c->oom = 1;
+            if (!more)
                 return -1;
-            }
             c->ended = more;
             c->capended = cap;
         }
@@ -293,23 +290,42 @@ s_write_all(void *arg, bk_journal_t *out)
     return bk_state_each_history(&c->bk->state, s_write_history, c);
 }
 
+uint64_t
+bk_persist_estimate(const broker_t *bk)
+{
+    const bk_state_t *st = &bk->state;
+    const uint64_t rec = 8 + 1; /* length, checksum, kind */
+    return 8 + rec + S_META_LEN + (uint64_t)bk_dedup_count(bk->dedup) * (rec + 24) +
+           strmap_size(st->users) * (rec + 9 + 40 + 16) + (st->ntasks + st->nhist) *
+           (rec + S_EVENT_LEN) + st->state_bytes + st->hist_bytes;
+}
+
+int
+bk_persist_write_state(broker_t *bk, bk_journal_t *out)
+{
+    s_compact_t c = {.bk = bk, .now = clock_mono_ms(), .wall = clock_wall_ms()};
+    int rc = s_write_all(&c, out);
+    free(c.ended);
+    return rc;
+}
+
+static int
+s_write_state(void *arg, bk_journal_t *out)
+{
+    return bk_persist_write_state(arg, out);
+}
+
 int
 bk_persist_compact(broker_t *bk, char *err, size_t errlen)
 {
-    s_compact_t c = {.bk = bk, .now = clock_mono_ms(), .wall = clock_wall_ms()};
     uint64_t before = bk_journal_size(bk->journal);
     int64_t t0 = clock_mono_ms();
-    int rc = bk_journal_rewrite(bk->journal, s_write_all, &c, err, errlen);
-    free(c.ended);
-    if (rc < 0) {
-        if (c.oom)
-            snprintf(err, errlen, "compaction ran out of memory");
+    int rc = bk_journal_rewrite(bk->journal, s_write_state, bk, err, errlen);
+    if (rc < 0)
         return -1;
-    }
     if (rc > 0)
-        log_warn(&bk->log, "journal compacted, but its directory could not be synced yet (retried "
-                           "every second): until then a machine crash could bring back the old "
-                           "file and lose what was acknowledged since");
+        log_warn(&bk->log, "journal compacted, but its directory could not be synced: a machine "
+                           "crash could bring back the old file");
     log_info(&bk->log, "journal compacted: %" PRIu64 " -> %" PRIu64 " bytes in %lld ms", before,
              bk_journal_size(bk->journal), (long long)(clock_mono_ms() - t0));
     return 0;

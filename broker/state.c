@@ -45,7 +45,7 @@ s_idle_unlink(bk_state_t *st, bk_user_t *u)
 static void
 s_idle_update(bk_state_t *st, bk_user_t *u, int64_t now_ms)
 {
-    int idle = !u->subscribed && strmap_size(u->tasks) == 0;
+    int idle = !u->subscribed && strmap_size(u->tasks) == 0 && u->pins == 0;
     if (!idle) {
         s_idle_unlink(st, u);
         return;
@@ -67,19 +67,19 @@ s_hist_pop_user_head(bk_state_t *st, bk_user_t *u)
         u->htail = NULL;
     u->hcount--;
     DLIST_REMOVE(st->ghead, st->gtail, h, gprev, gnext);
-    st->hist_bytes -= h->blob->len;
-    bk_blob_unref(&h->blob);
-    free(h);
+    bk_blob_t *b = h->blob; /* h is inside it */
+    st->hist_bytes -= b->len;
+    st->nhist--;
+    bk_blob_unref(&b);
 }
 
-static int
+static void
 s_hist_append(bk_state_t *st, bk_user_t *u, uint64_t seq, bk_blob_t *blob)
 {
     if (st->limits.history_per_user == 0)
-        return 0;
-    bk_hist_t *h = calloc(1, sizeof *h);
-    if (!h)
-        return -1;
+        return;
+    bk_hist_t *h = &blob->hist;
+    h->unext = NULL;
     h->user = u;
     h->seq = seq;
     h->blob = blob;
@@ -92,13 +92,13 @@ s_hist_append(bk_state_t *st, bk_user_t *u, uint64_t seq, bk_blob_t *blob)
     u->hcount++;
     DLIST_APPEND(st->ghead, st->gtail, h, gprev, gnext);
     st->hist_bytes += blob->len;
+    st->nhist++;
 
     while (u->hcount > st->limits.history_per_user)
         s_hist_pop_user_head(st, u);
     /* The oldest entry anywhere is always the oldest of its user. */
     while (st->hist_bytes > st->limits.history_bytes && st->ghead)
         s_hist_pop_user_head(st, st->ghead->user);
-    return 0;
 }
 
 /* ---------------------------------------------------------------- tasks */
@@ -201,7 +201,7 @@ bk_state_user(bk_state_t *st, const char *id, size_t len, int64_t now_ms)
             return NULL;
         s_user_free(st, st->ihead, 1); /* the longest idle user makes room */
     }
-    u = calloc(1, sizeof *u);
+    u = calloc(1, sizeof *u + len + 1); /* the id follows, NUL-terminated */
     if (!u)
         return NULL;
     u->tasks = strmap_new();
@@ -225,15 +225,29 @@ bk_state_user(bk_state_t *st, const char *id, size_t len, int64_t now_ms)
 }
 
 void
+bk_state_pin(bk_user_t *u)
+{
+    u->pins++;
+}
+
+void
+bk_state_unpin(bk_state_t *st, bk_user_t *u, int64_t now_ms)
+{
+    if (--u->pins == 0)
+        s_idle_update(st, u, now_ms);
+}
+
+int
 bk_state_set_subscribed(bk_state_t *st, const char *id, size_t len, int subscribed, int64_t now_ms)
 {
     if (!event_user_id_valid(id, len))
-        return;
+        return -1;
     bk_user_t *u = subscribed ? bk_state_user(st, id, len, now_ms) : strmap_get(st->users, id, len);
-    if (!u)
-        return;
+    if (!u || (!subscribed && !u->subscribed))
+        return -1;
     u->subscribed = subscribed;
     s_idle_update(st, u, now_ms);
+    return 0;
 }
 
 int
@@ -266,7 +280,7 @@ bk_state_destroy(bk_state_t *st)
 /* ---------------------------------------------------------------- record */
 
 bk_record_t
-bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_ms, buf_t *scratch,
+bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_ms,
                 bk_user_t **user_out, bk_blob_t **blob_out)
 {
     bk_user_t *u = bk_state_user(st, ev->user_id.p, ev->user_id.len, now_ms);
@@ -279,16 +293,14 @@ bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_
         return BK_RECORD_OVERLOADED;
 
     uint64_t seq = u->seq + 1;
-    buf_reset(scratch);
-    if (event_pack_published(ev, ev->has_ts ? ev->ts : wall_ms, seq, u->epoch, u->epoch_len,
-                             scratch) != 0)
-        return BK_RECORD_NOMEM;
-    bk_blob_t *blob = malloc(sizeof *blob + scratch->len);
+    /* Packed once, straight into the blob that the task's state, the
+     * history, the journal and the publish all share. */
+    size_t len = event_published_size(ev, wall_ms, seq, u->epoch_len);
+    bk_blob_t *blob = malloc(sizeof *blob + len);
     if (!blob)
         return BK_RECORD_NOMEM;
     blob->refs = 1;
-    blob->len = (uint32_t)scratch->len;
-    memcpy(blob->data, scratch->data, scratch->len);
+    blob->len = (uint32_t)event_put_published(ev, wall_ms, seq, u->epoch, u->epoch_len, blob->data);
 
     if (!t && !(t = s_task_new(st, u, ev))) {
         free(blob);
@@ -307,9 +319,7 @@ bk_state_record(bk_state_t *st, const event_t *ev, int64_t now_ms, int64_t wall_
     else
         s_task_live(st, t);
 
-    /* History is best effort under memory pressure: a missing entry only
-     * turns a later replay into a snapshot. */
-    (void)s_hist_append(st, u, seq, blob);
+    s_hist_append(st, u, seq, blob);
     s_idle_update(st, u, now_ms);
     *user_out = u;
     *blob_out = blob;
@@ -485,15 +495,20 @@ bk_state_restore(bk_state_t *st, const uint8_t *data, size_t len, bk_restore_t m
         t->seq = ev.seq;
         st->state_bytes += len;
         if (event_status_is_terminal(ev.status)) {
-            /* Its retention counts from when it was recorded. */
-            int64_t age = wall_ms > at_wall_ms ? wall_ms - at_wall_ms : 0;
-            s_task_ended(st, t, now_ms - age);
+            /* Its retention counts from when it was recorded; an age past
+             * the retention (or a time before 1970, from a damaged
+             * journal) only means it goes at the next sweep. */
+            int64_t keep = st->limits.retention_ms > (uint64_t)INT32_MAX * 1000
+                               ? (int64_t)INT32_MAX * 1000
+                               : (int64_t)st->limits.retention_ms;
+            int64_t age = at_wall_ms < 0 ? keep : wall_ms > at_wall_ms ? wall_ms - at_wall_ms : 0;
+            s_task_ended(st, t, now_ms - (age < keep ? age : keep));
         }
         else
             s_task_live(st, t);
     }
     if (mode != BK_RESTORE_STATE && (!u->htail || ev.seq > u->htail->seq))
-        (void)s_hist_append(st, u, ev.seq, blob);
+        s_hist_append(st, u, ev.seq, blob);
     bk_blob_unref(&blob);
     s_idle_update(st, u, now_ms);
     return 0;

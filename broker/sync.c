@@ -13,8 +13,15 @@
  *
  *  {"req":N,"op":"stats"} (taskcast-cli stats) gets one frame
  *      {"req":N,"stats":{"epoch":E,"accepted":...,"users":...,...}}.
+ *
+ *  With --fsync batch the state may hold events that are not on disk yet
+ *  (their answers and publishes wait in commit.c). An answer showing such
+ *  state would let a gateway see what a restarted broker might not know, so
+ *  it is held too: built now (the header and references to the events), it
+ *  leaves through commit.c once the journal is on disk up to here.
  */
 #include <msgpack.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
@@ -92,6 +99,90 @@ s_answer_stats(broker_t *bk, zmsg_t *m, size_t envelope, uint64_t req)
         (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
 }
 
+/*  An answer waiting for the journal: the header and the events. */
+struct bk_held {
+    char *header;
+    size_t header_len;
+    bk_blob_t **blobs;
+    size_t n, cap;
+    int oom;
+};
+
+static int
+s_collect(void *arg, const bk_blob_t *blob)
+{
+    bk_held_t *h = arg;
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        bk_blob_t **more = realloc(h->blobs, cap * sizeof *more);
+        if (!more) {
+            h->oom = 1;
+            return -1;
+        }
+        h->blobs = more;
+        h->cap = cap;
+    }
+    /* A reference of our own: the state may drop the event meanwhile. */
+    h->blobs[h->n] = (bk_blob_t *)blob;
+    h->blobs[h->n++]->refs++;
+    return 0;
+}
+
+void
+bk_sync_free_held(bk_held_t **h_p)
+{
+    bk_held_t *h = *h_p;
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->n; i++)
+        bk_blob_unref(&h->blobs[i]);
+    free(h->blobs);
+    free(h->header);
+    free(h);
+    *h_p = NULL;
+}
+
+/*  Builds the answer (its header is in bk->scratch) and queues it. */
+static void
+s_hold(broker_t *bk, zmsg_t *m, size_t payload, const bk_user_t *u, int replay, uint64_t since)
+{
+    bk_held_t *h = calloc(1, sizeof *h);
+    if (h && (h->header = malloc(bk->scratch.len)) != NULL) {
+        memcpy(h->header, bk->scratch.data, bk->scratch.len);
+        h->header_len = bk->scratch.len;
+        if (replay)
+            bk_state_replay(u, since, s_collect, h);
+        else if (bk_state_snapshot(u, s_collect, h) != 0)
+            h->oom = 1;
+    }
+    bk_out_t *o = h && h->header && !h->oom ? bk_commit_hold(bk) : NULL;
+    if (!o) {
+        /* The gateway asks again after its timeout. */
+        log_error(&bk->log, "sync for user %.*s: out of memory", (int)u->id_len, u->id);
+        bk_sync_free_held(&h);
+        return;
+    }
+    zmq_msg_move(&o->identity, &m->frames[0]);
+    o->empties = (uint8_t)(payload - 1);
+    o->held = h;
+}
+
+void
+bk_sync_release(broker_t *bk, bk_out_t *o)
+{
+    bk_held_t *h = o->held;
+    int ok = zmq_msg_send(&o->identity, bk->sync, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+    for (unsigned i = 0; ok && i < o->empties; i++)
+        ok = zmq_send(bk->sync, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+    if (ok)
+        ok = zmq_send(bk->sync, h->header, h->header_len, (h->n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >=
+             0;
+    for (size_t i = 0; ok && i < h->n; i++)
+        ok = zmq_send(bk->sync, h->blobs[i]->data, h->blobs[i]->len,
+                      (i + 1 < h->n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >= 0;
+    bk_sync_free_held(&o->held);
+}
+
 static void
 s_handle(broker_t *bk, zmsg_t *m)
 {
@@ -120,8 +211,6 @@ s_handle(broker_t *bk, zmsg_t *m)
     int replay = rq.has_since && rq.epoch.len == u->epoch_len &&
                  memcmp(rq.epoch.p, u->epoch, u->epoch_len) == 0 &&
                  bk_state_replay(u, rq.since, NULL, NULL);
-    if (wire_send_envelope(bk->sync, m, env) != 0)
-        return;
     wire_sync_head_t h = {.req = rq.req,
                           .user_id = {u->id, u->id_len},
                           .epoch = {u->epoch, u->epoch_len},
@@ -129,7 +218,15 @@ s_handle(broker_t *bk, zmsg_t *m)
                           .replay = replay};
     buf_reset(&bk->scratch);
     wire_pack_sync_head(&bk->scratch, &h);
-
+    bk->stats.syncs++;
+    log_debug(&bk->log, "sync user=%.*s mode=%s seq=%llu", (int)u->id_len, u->id,
+              replay ? "replay" : "snapshot", (unsigned long long)u->seq);
+    if (!bk_commit_ready(bk, bk->journal ? bk_journal_appended(bk->journal) : 0)) {
+        s_hold(bk, m, env, u, replay, rq.since);
+        return;
+    }
+    if (wire_send_envelope(bk->sync, m, env) != 0)
+        return;
     s_reply_t rp = {.bk = bk};
     if (replay)
         bk_state_replay(u, rq.since, s_send_frame, &rp);
@@ -137,9 +234,6 @@ s_handle(broker_t *bk, zmsg_t *m)
         log_error(&bk->log, "snapshot for user %.*s: out of memory", (int)u->id_len, u->id);
     if (!rp.failed)
         (void)s_send_held(&rp, 0);
-    bk->stats.syncs++;
-    log_debug(&bk->log, "sync user=%.*s mode=%s seq=%llu", (int)u->id_len, u->id,
-              replay ? "replay" : "snapshot", (unsigned long long)u->seq);
 }
 
 int
@@ -148,8 +242,10 @@ bk_sync_drain(broker_t *bk, int max)
     int n = 0;
     zmsg_t m;
     while (n < max && zmsg_recv(&m, bk->sync, ZMQ_DONTWAIT) == 0) {
-        if (m.count >= 1)
+        if (m.count >= 1) {
             s_handle(bk, &m);
+            bk->sent |= BK_SOCK_SYNC;
+        }
         zmsg_close(&m);
         n++;
     }

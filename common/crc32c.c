@@ -1,6 +1,16 @@
-/*  crc32c.c: CRC-32C, byte-wise with a constant table (generated from the
+/*  crc32c.c: CRC-32C. On x86-64 with SSE 4.2 (every x86-64 CPU since 2008)
+ *  the crc32 instruction computes it 8 bytes at a time: the broker checksums
+ *  every journal record, and byte-wise it cost about a tenth of the loop's
+ *  time. Elsewhere: byte-wise with a constant table (generated from the
  *  reflected Castagnoli polynomial 0x82f63b78). */
 #include "crc32c.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#define S_HW 1
+#endif
 
 static const uint32_t s_table[256] = {
     0x00000000u, 0xf26b8303u, 0xe13b70f7u, 0x1350f3f4u, 0xc79a971fu, 0x35f1141cu, 0x26a1e7e8u,
@@ -42,12 +52,37 @@ static const uint32_t s_table[256] = {
     0xbe2da0a5u, 0x4c4623a6u, 0x5f16d052u, 0xad7d5351u,
 };
 
+static uint32_t
+s_bytes(uint32_t crc, const unsigned char *p, size_t len)
+{
+    while (len--)
+        crc = s_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return crc;
+}
+
+#ifdef S_HW
+__attribute__((target("sse4.2"))) static uint32_t
+s_hw(uint32_t crc, const unsigned char *p, size_t len)
+{
+    uint64_t c = crc;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t v;
+        memcpy(&v, p, sizeof v);
+        c = _mm_crc32_u64(c, v);
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--)
+        c32 = _mm_crc32_u8(c32, *p++);
+    return c32;
+}
+#endif
+
 uint32_t
 crc32c(uint32_t crc, const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    crc = ~crc;
-    while (len--)
-        crc = s_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
+#ifdef S_HW
+    if (__builtin_cpu_supports("sse4.2"))
+        return ~s_hw(~crc, data, len);
+#endif
+    return ~s_bytes(~crc, data, len);
 }

@@ -1,4 +1,5 @@
-/*  event.c: decoding and validating task events, and the published form.
+/*  event.c: decoding and validating task events (the published form is
+ *  written by event_pack.c).
  *
  *  event_decode() is one pass over the bytes: each known key is checked as it
  *  is read, "data" is walked once (structure, depth, JSON rules) and kept as
@@ -9,7 +10,6 @@
 #include "event.h"
 
 #include <math.h>
-#include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -206,22 +206,29 @@ event_utf8_valid(const char *s, size_t len)
     return 1;
 }
 
-static int
-s_user_id_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-}
+/*  Bytes allowed in a user id: [A-Za-z0-9_.-] (a table: the broker checks
+ *  every event's user id, and every subscription's). */
+static const unsigned char s_user_id_chars[256] = {
+    ['-'] = 1, ['.'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
+    ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['_'] = 1, ['a'] = 1,
+    ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1,
+    ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1,
+    ['z'] = 1,
+};
 
 int
 event_user_id_valid(const char *s, size_t len)
 {
     if (len < 1 || len > EVENT_USER_ID_MAX)
         return 0;
+    unsigned char ok = 1;
     for (size_t i = 0; i < len; i++)
-        if (!s_user_id_char((unsigned char)s[i]))
-            return 0;
-    return 1;
+        ok &= s_user_id_chars[(unsigned char)s[i]];
+    return ok;
 }
 
 const char *
@@ -281,20 +288,58 @@ s_lookup(const char *p, uint32_t len, event_origin_t origin)
     return f;
 }
 
+/*  SWAR: the high bit of each byte of the result is set where that byte of
+ *  w is below n, or above m (bytes of w below 0x80; others count as above). */
+#define S_ONES 0x0101010101010101ull
+#define S_HIGH 0x8080808080808080ull
+
+static uint64_t
+s_outside(uint64_t w, unsigned n, unsigned m)
+{
+    uint64_t below = (w - S_ONES * n) & ~w;
+    uint64_t above = (w + S_ONES * (127 - m)) | w;
+    return (below | above) & S_HIGH;
+}
+
+/*  1 if some byte is outside n..m (n >= 1, m <= 0x7e), 8 bytes at a time. */
+static int
+s_any_outside(const char *s, size_t len, unsigned n, unsigned m)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        if (s_outside(w, n, m))
+            return 1;
+    }
+    for (; i < len; i++)
+        if ((unsigned char)s[i] < n || (unsigned char)s[i] > m)
+            return 1;
+    return 0;
+}
+
 /*  1 if every byte is printable ASCII without space (0x21..0x7e). */
 static int
 s_printable(const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-            return 0;
-    return 1;
+    return !s_any_outside(s, len, 0x21, 0x7e);
 }
 
+/*  1 if a byte is a control character (below 0x20, or 0x7f); UTF-8 bytes
+ *  (0x80 and up) are not. */
 static int
 s_has_control(const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = 0; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        if (!(w & S_HIGH) && !s_outside(w, 0x20, 0x7e))
+            continue; /* 8 printable ASCII bytes */
+        for (size_t k = i; k < i + 8; k++)
+            if ((unsigned char)s[k] < 0x20 || s[k] == 0x7f)
+                return 1;
+    }
+    for (size_t i = len & ~(size_t)7; i < len; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return 1;
     return 0;
@@ -454,7 +499,8 @@ s_field(mp_reader_t *r, event_t *ev, s_field_t f, event_origin_t origin, event_e
         if (v.type != MP_STR)
             return s_wrong_type(r, &v, f, "a string", err);
         for (size_t i = 0; i < sizeof s_status_names / sizeof s_status_names[0]; i++) {
-            if (mp_str_eq(&v, s_status_names[i])) {
+            const char *st = s_status_names[i];
+            if (v.v.s.len > 0 && v.v.s.p[0] == st[0] && mp_str_eq(&v, st)) {
                 ev->status = (event_status_t)i;
                 return S_OK;
             }
@@ -650,70 +696,4 @@ event_decode(event_t *ev, const void *buf, size_t len, event_origin_t origin, ev
 malformed:
     s_fail(err, EVENT_E_MALFORMED, "event is not one complete, well-formed msgpack item");
     return -1;
-}
-
-static void
-s_pack_str(msgpack_packer *pk, const char *s, size_t len)
-{
-    msgpack_pack_str_with_body(pk, s, len);
-}
-
-static void
-s_pack_key(msgpack_packer *pk, const char *key)
-{
-    s_pack_str(pk, key, strlen(key));
-}
-
-int
-event_pack_published(const event_t *ev, int64_t ts, uint64_t seq, const char *epoch,
-                     size_t epoch_len, buf_t *out)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_msgpack_write);
-    size_t start = out->len;
-    /* One reservation: keys and headers take well under 128 bytes. */
-    if (buf_reserve(out, 128 + ev->task_id.len + ev->user_id.len + ev->message.len + ev->data_len +
-                             epoch_len) != 0)
-        return -1;
-    /* task_id, user_id, status, ts, seq, epoch + the optional ones */
-    size_t n = 6 + (ev->has_progress != 0) + (ev->has_message != 0) + (ev->data != NULL);
-    msgpack_pack_map(&pk, n);
-    s_pack_key(&pk, "task_id");
-    s_pack_str(&pk, ev->task_id.p, ev->task_id.len);
-    s_pack_key(&pk, "user_id");
-    s_pack_str(&pk, ev->user_id.p, ev->user_id.len);
-    s_pack_key(&pk, "status");
-    s_pack_key(&pk, event_status_name(ev->status));
-    if (ev->has_progress) {
-        s_pack_key(&pk, "progress");
-        const mp_value_t *v = &ev->progress;
-        if (v->type == MP_UINT)
-            msgpack_pack_uint64(&pk, v->v.u);
-        else if (v->type == MP_INT)
-            msgpack_pack_int64(&pk, v->v.i);
-        else if ((double)(float)v->v.f == v->v.f)
-            msgpack_pack_float(&pk, (float)v->v.f); /* keeps a float 32 a float 32 */
-        else
-            msgpack_pack_double(&pk, v->v.f);
-    }
-    if (ev->has_message) {
-        s_pack_key(&pk, "message");
-        s_pack_str(&pk, ev->message.p, ev->message.len);
-    }
-    if (ev->data) {
-        s_pack_key(&pk, "data");
-        buf_append(out, ev->data, ev->data_len);
-    }
-    s_pack_key(&pk, "ts");
-    msgpack_pack_int64(&pk, ev->has_ts ? ev->ts : ts);
-    s_pack_key(&pk, "seq");
-    msgpack_pack_uint64(&pk, seq);
-    s_pack_key(&pk, "epoch");
-    s_pack_str(&pk, epoch, epoch_len);
-    if (!buf_ok(out)) {
-        if (out->len > start)
-            out->len = start;
-        return -1;
-    }
-    return 0;
 }

@@ -114,12 +114,17 @@ const char *event_status_name(event_status_t status);
 /*  1 for succeeded, failed, cancelled. */
 int event_status_is_terminal(event_status_t status);
 
-/*  Appends the published form of ev to out with msgpack-c: task_id, user_id,
+/*  Appends the published form of ev to out: task_id, user_id,
  *  status, progress, message, data (raw bytes copied), ts, seq, epoch.
  *  producer/pseq are not forwarded. ts is ev's own when it has one, else the
  *  ts argument. Returns 0, or -1 if out ran out of memory. */
 int event_pack_published(const event_t *ev, int64_t ts, uint64_t seq, const char *epoch,
                          size_t epoch_len, buf_t *out);
+/*  The same, straight into memory: event_published_size() bytes exactly,
+ *  which event_put_published() writes to out (returning that size). */
+size_t event_published_size(const event_t *ev, int64_t ts, uint64_t seq, size_t epoch_len);
+size_t event_put_published(const event_t *ev, int64_t ts, uint64_t seq, const char *epoch,
+                           size_t epoch_len, uint8_t *out);
 
 /*  Appends the browser frame
  *    {"type":"task","seq":S,"task_id":..,"status":..,"progress":..,

@@ -33,12 +33,6 @@ mp_reader_init(mp_reader_t *r, const void *buf, size_t len)
     r->end = buf ? r->p + len : r->p; /* NULL + 0 is undefined */
 }
 
-size_t
-mp_reader_left(const mp_reader_t *r)
-{
-    return (size_t)(r->end - r->p);
-}
-
 /*  Signed integer of n bytes: negative values are MP_INT, the others MP_UINT
  *  so that every value has one representation. */
 static void

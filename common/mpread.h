@@ -52,7 +52,12 @@ typedef struct mp_reader {
 } mp_reader_t;
 
 void mp_reader_init(mp_reader_t *r, const void *buf, size_t len);
-size_t mp_reader_left(const mp_reader_t *r);
+
+static inline size_t
+mp_reader_left(const mp_reader_t *r)
+{
+    return (size_t)(r->end - r->p);
+}
 
 /*  Reads one item's header into out and advances past it; for STR/BIN/EXT
  *  also past the payload, for ARRAY/MAP only past the header (the elements

@@ -20,7 +20,7 @@ struct strmap {
     unsigned char sipkey[crypto_shorthash_KEYBYTES];
 };
 
-#define S_MIN_CAP 16
+#define S_MIN_CAP 4 /* slots once the first entry arrives; an empty map has none */
 
 static uint64_t
 s_hash(const strmap_t *self, const void *key, size_t len)
@@ -38,12 +38,6 @@ strmap_new(void)
     strmap_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->slots = calloc(S_MIN_CAP, sizeof *self->slots);
-    if (!self->slots) {
-        free(self);
-        return NULL;
-    }
-    self->cap = S_MIN_CAP;
     randombytes_buf(self->sipkey, sizeof self->sipkey);
     return self;
 }
@@ -96,6 +90,8 @@ s_resize(strmap_t *self, size_t cap)
 void *
 strmap_get(const strmap_t *self, const void *key, size_t len)
 {
+    if (self->size == 0)
+        return NULL;
     uint64_t h = s_hash(self, key, len);
     return self->slots[s_find(self, h, key, len)].value;
 }
@@ -105,7 +101,8 @@ strmap_put(strmap_t *self, const void *key, size_t len, void *value)
 {
     if (!value)
         return -1;
-    if ((self->size + 1) * 4 > self->cap * 3 && s_resize(self, self->cap * 2) != 0)
+    if ((self->size + 1) * 4 > self->cap * 3 &&
+        s_resize(self, self->cap ? self->cap * 2 : S_MIN_CAP) != 0)
         return -1;
     uint64_t h = s_hash(self, key, len);
     s_slot_t *s = &self->slots[s_find(self, h, key, len)];
@@ -121,6 +118,8 @@ strmap_put(strmap_t *self, const void *key, size_t len, void *value)
 void *
 strmap_remove(strmap_t *self, const void *key, size_t len)
 {
+    if (self->size == 0)
+        return NULL;
     uint64_t h = s_hash(self, key, len);
     size_t mask = self->cap - 1;
     size_t i = s_find(self, h, key, len);
@@ -138,7 +137,12 @@ strmap_remove(strmap_t *self, const void *key, size_t len)
     }
     memset(&self->slots[i], 0, sizeof self->slots[i]);
     self->size--;
-    if (self->cap > S_MIN_CAP && self->size * 8 < self->cap)
+    if (self->size == 0) { /* an empty map keeps no slots */
+        free(self->slots);
+        self->slots = NULL;
+        self->cap = 0;
+    }
+    else if (self->cap > S_MIN_CAP && self->size * 8 < self->cap)
         (void)s_resize(self, self->cap / 2); /* failing to shrink is harmless */
     return value;
 }

@@ -5,7 +5,9 @@
  *  chosen ids cannot be crafted to collide. The map does not copy keys: the
  *  key memory must stay valid while its entry is in the map (keep the key
  *  inside the value). The table grows at 3/4 load and shrinks when mostly
- *  empty, so memory follows the live count. sodium_init() must have run.
+ *  empty, so memory follows the live count; an empty map has no table at
+ *  all (many maps are: a user's tasks while it has none). sodium_init()
+ *  must have run.
  */
 #ifndef TC_STRMAP_H
 #define TC_STRMAP_H

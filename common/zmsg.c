@@ -59,13 +59,3 @@ zmsg_socket(void *ctx, int type, int sndhwm, int rcvhwm, long long maxmsgsize)
     }
     return s;
 }
-
-int
-zmsg_readable(void *socket)
-{
-    int events = 0;
-    size_t len = sizeof events;
-    if (zmq_getsockopt(socket, ZMQ_EVENTS, &events, &len) != 0)
-        return 0;
-    return (events & ZMQ_POLLIN) != 0;
-}

@@ -40,7 +40,4 @@ zmsg_size(zmsg_t *m, size_t i)
  *  marks and maximum inbound message size (-1: unlimited). NULL on error. */
 void *zmsg_socket(void *ctx, int type, int sndhwm, int rcvhwm, long long maxmsgsize);
 
-/*  1 if the socket has a message waiting (ZMQ_EVENTS & ZMQ_POLLIN). */
-int zmsg_readable(void *socket);
-
 #endif

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "taskcast.h"
 #include "version.h"
+#include "wire.h"
 
 #define S_NAME      "taskcast-demo-worker"
 #define S_MAX_TASKS 100
@@ -84,13 +85,6 @@ typedef struct {
     buf_t data;    /* msgpack of the current event's data */
 } s_demo_t;
 
-static void
-s_pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 /*  data: {"kind": "render", "done": 120, "total": 240} */
 static void
 s_pack_data(s_demo_t *self, const s_task_t *t, int done)
@@ -99,11 +93,11 @@ s_pack_data(s_demo_t *self, const s_task_t *t, int done)
     buf_reset(&self->data);
     msgpack_packer_init(&pk, &self->data, buf_msgpack_write);
     msgpack_pack_map(&pk, 3);
-    s_pack_str(&pk, "kind");
-    s_pack_str(&pk, t->kind->name);
-    s_pack_str(&pk, "done");
+    wire_pack_str(&pk, "kind");
+    wire_pack_str(&pk, t->kind->name);
+    wire_pack_str(&pk, "done");
     msgpack_pack_int(&pk, done);
-    s_pack_str(&pk, "total");
+    wire_pack_str(&pk, "total");
     msgpack_pack_int(&pk, t->kind->units);
 }
 

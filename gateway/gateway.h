@@ -51,6 +51,8 @@
 /* ---------------------------------------------------------------- limits */
 
 #define GW_CLIENT_MSG_MAX  512          /* bytes a browser may send in one message */
+#define GW_RX_BUFFER       64           /* lws's receive buffer per connection: bigger
+                                           messages arrive in pieces (session.c) */
 #define GW_TX_PACKET_MAX   (512 * 1024) /* one send() may carry a whole frame */
 #define GW_RING_MAX        4096         /* events kept per user for its sessions */
 #define GW_RING_BYTES_MAX  (8u << 20)   /* bytes kept per user for its sessions */
@@ -83,7 +85,7 @@ struct gw_user {
     uint8_t epoch_len;
     uint8_t id_len;
     char epoch[EVENT_EPOCH_MAX + 1];
-    char id[EVENT_USER_ID_MAX + 2]; /* id, NUL: the topic is id_len + 1 bytes */
+    char id[]; /* id_len bytes and a NUL: the topic is id_len + 1 bytes */
 };
 
 typedef enum {
@@ -100,23 +102,33 @@ struct gw_session {
     gw_user_t *user;
     gw_cursor_t cursor;          /* in user->ring: the user's sessions */
     gw_session_t *pnext, *pprev; /* sessions waiting to sync (timeouts) */
-    gw_session_t *qnext, *qprev; /* sessions queued for a sync request */
+    gw_session_t *qnext, *qprev; /* the sync queue, or the wake queue (queued says) */
     uint64_t last_seq;           /* highest seq delivered (or known to the client) */
     uint64_t req;                /* sync request out, 0 if none */
     uint64_t since;              /* resume point asked by the client (has_since) */
     gw_batch_t *batch;           /* sync answer being sent */
     gw_frame_t *ctl;             /* control frame to send next (hello or error) */
     char *resume_epoch;          /* epoch asked by the client, NULL if none */
+    char *rx;                    /* a client message arriving in pieces, NULL if none */
     int64_t connected_ms;        /* wall clock */
     int64_t wait_since_ms;       /* when this session began waiting to sync */
     int64_t req_sent_ms;
     uint32_t id;
     uint32_t gen; /* epoch generation announced in our last hello, 0: none */
     uint16_t close_code;
+    uint16_t rx_len;
     uint8_t state; /* gw_state_t */
     uint8_t pongs; /* pongs owed */
     uint8_t has_since;
+    uint8_t queued; /* 0, GW_Q_SYNC or GW_Q_WAKE */
+    uint8_t ping_due;  /* a WebSocket ping is to be sent */
+    uint8_t ka_pinged; /* keepalive.c: pinged, no answer yet */
+    uint32_t ka_index; /* keepalive.c: heap position + 1, 0 if not in it */
+    int64_t ka_due_ms, ka_last_rx_ms;
 };
+
+#define GW_Q_SYNC 1 /* gw->syncq: a sync request is to be sent */
+#define GW_Q_WAKE 2 /* gw->wakeq: new frames are to be written */
 
 /* ---------------------------------------------------------------- broker connections */
 
@@ -164,6 +176,14 @@ struct gw_zconn {
 
 /* ---------------------------------------------------------------- context */
 
+/*  Sessions by the time keepalive.c must next look at them. */
+typedef struct gw_keepalive {
+    gw_session_t **heap;
+    uint32_t n, cap;
+    int64_t ping_ms;   /* silence before a ping (--ping-interval) */
+    int64_t hangup_ms; /* silence before the end: 2.5 intervals */
+} gw_keepalive_t;
+
 typedef struct gw_stats {
     uint64_t connections_total, auth_failures, events_received, frames_sent, gaps, syncs,
         sync_timeouts, slow_consumers, http_requests, not_found, bad_broker_messages;
@@ -177,7 +197,7 @@ struct gateway {
     char name[128];
     char host[256];
     int port;
-    lws_retry_bo_t idle_policy; /* WebSocket pings to idle clients */
+    gw_keepalive_t keepalive;
 
     /* loop.c */
     struct ev_loop *loop;
@@ -219,6 +239,7 @@ struct gateway {
     gw_user_t *confirmq, *confirmq_tail; /* users waiting for a confirmation */
     gw_user_t *leaveq, *leaveq_tail;     /* users to unsubscribe and free */
     gw_session_t *syncq, *syncq_tail;    /* sessions to send a sync request for */
+    gw_session_t *wakeq, *wakeq_tail;    /* live sessions with new frames on their ring */
 
     strmap_t *users;
     uint32_t nsessions;
@@ -344,12 +365,24 @@ void gw_session_sync_sent(gateway_t *gw, gw_session_t *s, uint64_t req, uint64_t
 /*  The session's sync answer arrived (batch taken, may be empty); the
  *  user's epoch is already the answer's. */
 void gw_session_synced(gateway_t *gw, gw_session_t *s, gw_batch_t *batch);
-/*  New frames on the user's ring: ask for WRITEABLE if live. */
-void gw_session_wake(gw_session_t *s);
+/*  New frames on the user's ring: a live session is queued to write. */
+void gw_session_wake(gateway_t *gw, gw_session_t *s);
+/*  Before the loop sleeps: every queued session writes what is ready at
+ *  once, in one send, if lws holds nothing unsent for it (else, and for
+ *  control frames, it asks lws for WRITEABLE as usual). */
+void gw_session_write_woken(gateway_t *gw);
+/*  LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: lws answers the close; nothing
+ *  more is written. */
+void gw_session_peer_closing(gateway_t *gw, gw_session_t *s);
 /*  Every tick: sync retries and give-ups. */
 void gw_session_check_pending(gateway_t *gw, int64_t now_ms);
 /*  The sync link is back: requests that were out go again now. */
 void gw_session_resend_syncs(gateway_t *gw);
+
+/*  keepalive.c asks for a WebSocket ping. */
+void gw_session_ping(gateway_t *gw, gw_session_t *s);
+/*  keepalive.c found it silent for silent_ms after a ping: closed. */
+void gw_session_hang_up(gateway_t *gw, gw_session_t *s, int64_t silent_ms);
 
 /*  The session that owns a ring cursor. */
 static inline gw_session_t *
@@ -357,6 +390,17 @@ gw_session_of(gw_cursor_t *c)
 {
     return lws_container_of(c, gw_session_t, cursor);
 }
+
+/* ---------------------------------------------------------------- keepalive.c */
+
+/*  Watches a session from now. 0, or -1 on OOM. */
+int gw_keepalive_add(gateway_t *gw, gw_session_t *s, int64_t now_ms);
+void gw_keepalive_remove(gateway_t *gw, gw_session_t *s);
+/*  The client sent something (a pong, a message). */
+void gw_keepalive_seen(gateway_t *gw, gw_session_t *s, int64_t now_ms);
+/*  From the tick: pings and hang-ups that are due. */
+void gw_keepalive_check(gateway_t *gw, int64_t now_ms);
+void gw_keepalive_free(gateway_t *gw);
 
 /* ---------------------------------------------------------------- http.c */
 

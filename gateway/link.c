@@ -114,6 +114,7 @@ s_send_sync_requests(gateway_t *gw)
     gw_session_t *s;
     while (out && (s = gw->syncq) != NULL) {
         DLIST_REMOVE(gw->syncq, gw->syncq_tail, s, qprev, qnext);
+        s->queued = 0;
         wire_sync_req_t rq = {.req = ++gw->next_req};
         const char *epoch = NULL;
         gw_session_sync_sent(gw, s, rq.req, &rq.since, &epoch);

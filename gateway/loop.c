@@ -19,10 +19,11 @@
  *      would wait for the armed one. A 100 ms lws timer keeps the armed one
  *      at most 100 ms away, so every lws timer fires within 100 ms of its
  *      time.
- *  The before-sleep hook (an ev_prepare, as Redis's beforeSleep) runs
- *  gw_link_pump() once per pass: what sessions and users queued goes out
- *  in one batch. Nothing waits on a timer: an event that arrives leaves in
- *  the same pass.
+ *  The before-sleep hook (an ev_prepare, as Redis's beforeSleep) runs once
+ *  per pass: sessions with new frames write them straight away (one send
+ *  each, no round trip through EPOLLOUT), then gw_link_pump() sends what
+ *  sessions and users queued for the broker, in one batch. Nothing waits
+ *  on a timer: an event that arrives leaves in the same pass.
  */
 #include <errno.h>
 #include <signal.h>
@@ -56,6 +57,12 @@ s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
         return gw_session_receive(gw, wsi, s, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return gw_session_writeable(gw, wsi, s);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        gw_keepalive_seen(gw, s, clock_mono_ms());
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        gw_session_peer_closing(gw, s);
+        return 0;
     case LWS_CALLBACK_CLOSED:
         gw_user_leave(gw, s);
         gw_session_closed(gw, s);
@@ -66,7 +73,7 @@ s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 }
 
 static const struct lws_protocols s_protocols[] = {
-    {"taskcast", s_callback, sizeof(gw_session_t), GW_CLIENT_MSG_MAX, 0, NULL, GW_TX_PACKET_MAX},
+    {"taskcast", s_callback, sizeof(gw_session_t), GW_RX_BUFFER, 0, NULL, GW_TX_PACKET_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 /*  lws's own lines go through our logger (and its token redaction). */
@@ -128,6 +135,7 @@ s_on_tick(lws_sorted_usec_list_t *sul)
     int64_t now = clock_mono_ms();
     gw_link_check(gw, now);
     gw_session_check_pending(gw, now);
+    gw_keepalive_check(gw, now);
     if (gw->stopping && (gw->nsessions == 0 || now >= gw->stop_deadline_ms)) {
         ev_break(gw->loop, EVBREAK_ALL);
         return;
@@ -138,7 +146,9 @@ s_on_tick(lws_sorted_usec_list_t *sul)
 static void
 s_before_sleep(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    gw_link_pump(s_gw(loop));
+    gateway_t *gw = s_gw(loop);
+    gw_session_write_woken(gw); /* may queue sync requests (a gap) */
+    gw_link_pump(gw);
 }
 
 static void
@@ -173,6 +183,11 @@ s_lws_open(gateway_t *gw)
                                                        : LLL_ERR | LLL_WARN,
                       s_lws_log);
     void *foreign[1] = {gw->loop};
+    /* No lws idle policy (its default pings after 300 s): keepalive.c does
+     * it, because lws 4.1 keeps each connection's validity timer in one
+     * sorted list and inserting one walks them all. A policy without a
+     * hang-up time is lws's way to say "none". */
+    static const lws_retry_bo_t no_validity = {0};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
@@ -180,9 +195,9 @@ s_lws_open(gateway_t *gw)
     info.user = gw;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBEV;
     info.foreign_loops = foreign;
+    info.retry_and_idle_policy = &no_validity;
     info.max_http_header_data = 8192;
     info.max_http_header_pool = 256;
-    info.retry_and_idle_policy = &gw->idle_policy;
     info.timeout_secs = 10;
     info.vhost_name = "taskcast";
     gw->lws = lws_create_context(&info);

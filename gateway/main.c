@@ -74,8 +74,8 @@ s_configure(gateway_t *gw, char *err, size_t errlen)
         return -1;
     }
     /* Browsers answer WebSocket pings by themselves (they cannot send any). */
-    gw->idle_policy.secs_since_valid_ping = (uint16_t)ping;
-    gw->idle_policy.secs_since_valid_hangup = (uint16_t)(ping * 5 / 2);
+    gw->keepalive.ping_ms = (int64_t)ping * 1000;
+    gw->keepalive.hangup_ms = (int64_t)ping * 2500;
     if (gw->opt[O_NAME].value)
         snprintf(gw->name, sizeof gw->name, "%s", gw->opt[O_NAME].value);
     else {
@@ -94,6 +94,7 @@ s_close(gateway_t *gw)
 {
     gw_loop_close(gw); /* lws closes every connection: each leaves its user */
     gw_user_free_all(gw);
+    gw_keepalive_free(gw);
     strmap_destroy(&gw->users);
     gw_link_close(gw);
     jwt_keys_clear(&gw->keys);

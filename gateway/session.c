@@ -53,21 +53,27 @@ s_pending_remove(gateway_t *gw, gw_session_t *s)
         DLIST_REMOVE(gw->pending, gw->pending_tail, s, pprev, pnext);
 }
 
+/*  Out of the sync or the wake queue, whichever it is in. */
 static void
-s_syncq_remove(gateway_t *gw, gw_session_t *s)
+s_dequeue(gateway_t *gw, gw_session_t *s)
 {
-    if (s->state == GW_S_SYNC_WANTED)
+    if (s->queued == GW_Q_SYNC)
         DLIST_REMOVE(gw->syncq, gw->syncq_tail, s, qprev, qnext);
+    else if (s->queued == GW_Q_WAKE)
+        DLIST_REMOVE(gw->wakeq, gw->wakeq_tail, s, qprev, qnext);
+    s->queued = 0;
+}
+
+void
+gw_session_wake(gateway_t *gw, gw_session_t *s)
+{
+    if (s->state == GW_S_LIVE && !s->queued) {
+        s->queued = GW_Q_WAKE;
+        DLIST_APPEND(gw->wakeq, gw->wakeq_tail, s, qprev, qnext);
+    }
 }
 
 /* ---------------------------------------------------------------- failing */
-
-void
-gw_session_wake(gw_session_t *s)
-{
-    if (s->state == GW_S_LIVE)
-        lws_callback_on_writable(s->wsi);
-}
 
 void
 gw_session_fail(gateway_t *gw, gw_session_t *s, gw_error_t e, const char *detail)
@@ -76,7 +82,7 @@ gw_session_fail(gateway_t *gw, gw_session_t *s, gw_error_t e, const char *detail
         return;
     const gw_error_info_t *info = gw_error_info(e);
     s_pending_remove(gw, s);
-    s_syncq_remove(gw, s);
+    s_dequeue(gw, s);
     if (s->user)
         gw_ring_park(&s->user->ring, &s->cursor); /* reads nothing more */
     gw_batch_free(&s->batch);
@@ -133,6 +139,10 @@ gw_session_established(gateway_t *gw, struct lws *wsi, gw_session_t *s, char *ui
     s->state = GW_S_WAIT_CONFIRM;
     s->connected_ms = clock_wall_ms();
     gw->nsessions++;
+    if (gw_keepalive_add(gw, s, clock_mono_ms()) != 0) {
+        gw_session_fail(gw, s, GW_E_INTERNAL, NULL);
+        return -1;
+    }
     gw->stats.connections_total++;
 
     char peer[64] = "?", path[256] = "";
@@ -195,8 +205,10 @@ gw_session_sync(gateway_t *gw, gw_session_t *s)
      * keeps it, a new sync (a first one, a gap, a relink) starts it. */
     if (!s_in_pending(gw, s))
         s->wait_since_ms = clock_mono_ms();
+    s_dequeue(gw, s); /* it may have been woken: it writes after the sync */
     s->state = GW_S_SYNC_WANTED;
     s_pending_add(gw, s);
+    s->queued = GW_Q_SYNC;
     DLIST_APPEND(gw->syncq, gw->syncq_tail, s, qprev, qnext);
 }
 
@@ -275,20 +287,10 @@ gw_session_resend_syncs(gateway_t *gw)
 
 /* ---------------------------------------------------------------- receive */
 
-int
-gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *in, size_t len)
+/*  A whole client message. */
+static void
+s_on_message(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *in, size_t len)
 {
-    if (s->state == GW_S_CLOSING)
-        return 0;
-    if (lws_frame_is_binary(wsi)) {
-        gw_session_fail(gw, s, GW_E_BINARY, NULL);
-        return 0;
-    }
-    if (!lws_is_first_fragment(wsi) || !lws_is_final_fragment(wsi) ||
-        lws_remaining_packet_payload(wsi) > 0 || len > GW_CLIENT_MSG_MAX) {
-        gw_session_fail(gw, s, GW_E_TOO_BIG, NULL);
-        return 0;
-    }
     json_tok_t toks[16];
     int n = json_parse(in, len, toks, 16, 4);
     int t = n > 0 && toks[0].type == JSON_OBJECT ? json_object_get(in, toks, 0, "type") : -1;
@@ -296,12 +298,54 @@ gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *
         if (s->pongs < S_PONGS_MAX)
             s->pongs++;
         lws_callback_on_writable(wsi);
-        return 0;
+        return;
     }
     if (!s->ctl) {
         const gw_error_info_t *e = gw_error_info(GW_E_BAD_MESSAGE);
         s->ctl = gw_frame_error(e->code, e->sentence);
         lws_callback_on_writable(wsi);
+    }
+}
+
+int
+gw_session_receive(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *in, size_t len)
+{
+    if (s->state == GW_S_CLOSING)
+        return 0;
+    gw_keepalive_seen(gw, s, clock_mono_ms());
+    if (lws_frame_is_binary(wsi)) {
+        gw_session_fail(gw, s, GW_E_BINARY, NULL);
+        return 0;
+    }
+    /* lws's receive buffer is small (browsers send a ping now and then):
+     * a bigger message, or one the client fragmented, arrives in pieces,
+     * gathered here up to the limit. */
+    int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (last && !s->rx) {
+        if (len > GW_CLIENT_MSG_MAX)
+            gw_session_fail(gw, s, GW_E_TOO_BIG, NULL);
+        else
+            s_on_message(gw, wsi, s, in, len);
+        return 0;
+    }
+    if (len > (size_t)GW_CLIENT_MSG_MAX - s->rx_len) {
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = 0;
+        gw_session_fail(gw, s, GW_E_TOO_BIG, NULL);
+        return 0;
+    }
+    if (!s->rx && !(s->rx = malloc(GW_CLIENT_MSG_MAX))) {
+        gw_session_fail(gw, s, GW_E_INTERNAL, NULL);
+        return 0;
+    }
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len = (uint16_t)(s->rx_len + len);
+    if (last) {
+        s_on_message(gw, wsi, s, s->rx, s->rx_len);
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = 0;
     }
     return 0;
 }
@@ -435,15 +479,12 @@ s_write_frames(gateway_t *gw, struct lws *wsi, gw_frame_t **frames, size_t n)
                                                                                              : 0;
 }
 
-int
-gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
+/*  Sends what is ready (up to a budget) in one write. Returns 1 if the
+ *  budget stopped it or an error frame is out (more to write: ask for
+ *  WRITEABLE), 0 when done, -1 if the connection failed. */
+static int
+s_write_ready(gateway_t *gw, struct lws *wsi, gw_session_t *s)
 {
-    if (!s->ctl && s->state == GW_S_CLOSING) {
-        /* The error frame has left (lws calls WRITEABLE only once what it
-         * holds is sent): now the close. */
-        lws_close_reason(wsi, (enum lws_close_status)s->close_code, NULL, 0);
-        return -1;
-    }
     gw_frame_t *frames[S_WRITES_PER_CALLBACK];
     size_t n = 0, bytes = 0;
     while (n < S_WRITES_PER_CALLBACK && bytes < S_WRITE_BYTES) {
@@ -462,10 +503,88 @@ gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
         gw_frame_unref(&frames[i]);
     if (rc != 0)
         return -1;
-    /* Stopped by the budget (more may wait), or closing after the error. */
-    if (n == S_WRITES_PER_CALLBACK || bytes >= S_WRITE_BYTES || s->state == GW_S_CLOSING)
+    return n == S_WRITES_PER_CALLBACK || bytes >= S_WRITE_BYTES || s->state == GW_S_CLOSING;
+}
+
+int
+gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
+{
+    if (!s->ctl && s->state == GW_S_CLOSING) {
+        /* The error frame has left (lws calls WRITEABLE only once what it
+         * holds is sent): now the close. */
+        lws_close_reason(wsi, (enum lws_close_status)s->close_code, NULL, 0);
+        return -1;
+    }
+    if (s->ping_due && s->state != GW_S_CLOSING) {
+        /* A ping on its own (one lws_write per WRITEABLE), then the rest.
+         * It carries a payload: lws 4.1 tells us of no empty pong. */
+        unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 't', [LWS_PRE + 1] = 'c'};
+        s->ping_due = 0;
+        if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+            return -1;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    int rc = s_write_ready(gw, wsi, s);
+    if (rc < 0)
+        return -1;
+    if (rc > 0)
         lws_callback_on_writable(wsi);
     return 0;
+}
+
+void
+gw_session_ping(gateway_t *gw, gw_session_t *s)
+{
+    if (s->state == GW_S_CLOSING)
+        return;
+    s->ping_due = 1;
+    lws_callback_on_writable(s->wsi);
+}
+
+void
+gw_session_hang_up(gateway_t *gw, gw_session_t *s, int64_t silent_ms)
+{
+    log_info(&gw->log, "conn=%u: silent for %lld s after a ping, closing", s->id,
+             (long long)(silent_ms / 1000));
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_ASYNC);
+}
+
+void
+gw_session_write_woken(gateway_t *gw)
+{
+    gw_session_t *s;
+    while ((s = gw->wakeq) != NULL) {
+        s_dequeue(gw, s);
+        /* Straight away when only ring frames are due and lws holds
+         * nothing unsent (a partial send lws keeps must go first: it
+         * finishes it on EPOLLOUT). Control frames, and anything after a
+         * failure, take the WRITEABLE path, where a close can follow. */
+        int rc = 1;
+        if (s->state == GW_S_LIVE && !s->ctl && !s->pongs && !s->batch && !s->ping_due &&
+            !lws_partial_buffered(s->wsi))
+            rc = s_write_ready(gw, s->wsi, s);
+        if (rc < 0) /* the socket failed: lws closes it, not in its callback */
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+        else if (rc > 0 || s->ctl)
+            lws_callback_on_writable(s->wsi);
+    }
+}
+
+void
+gw_session_peer_closing(gateway_t *gw, gw_session_t *s)
+{
+    if (s->state == GW_S_CLOSING || !s->wsi)
+        return;
+    s_pending_remove(gw, s);
+    s_dequeue(gw, s);
+    if (s->user)
+        gw_ring_park(&s->user->ring, &s->cursor);
+    gw_batch_free(&s->batch);
+    gw_frame_unref(&s->ctl);
+    s->state = GW_S_CLOSING;
+    s->close_code = LWS_CLOSE_STATUS_NORMAL;
+    s->pongs = 0;
 }
 
 void
@@ -474,11 +593,14 @@ gw_session_closed(gateway_t *gw, gw_session_t *s)
     if (!s->wsi)
         return; /* never established */
     s_pending_remove(gw, s);
-    s_syncq_remove(gw, s);
+    s_dequeue(gw, s);
+    gw_keepalive_remove(gw, s);
     gw_batch_free(&s->batch);
     gw_frame_unref(&s->ctl);
     free(s->resume_epoch);
     s->resume_epoch = NULL;
+    free(s->rx);
+    s->rx = NULL;
     gw->nsessions--;
     log_info(&gw->log, "closed conn=%u", s->id);
     s->wsi = NULL;

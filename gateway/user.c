@@ -24,7 +24,7 @@ gw_user_find(gateway_t *gw, const char *id, size_t len)
 static gw_user_t *
 s_user_new(gateway_t *gw, const char *id, size_t len)
 {
-    gw_user_t *u = calloc(1, sizeof *u);
+    gw_user_t *u = calloc(1, sizeof *u + len + 1); /* the id follows, NUL-terminated */
     if (!u)
         return NULL;
     memcpy(u->id, id, len);
@@ -155,7 +155,7 @@ gw_user_deliver(gateway_t *gw, gw_user_t *u, const event_t *ev)
         return;
     }
     for (gw_cursor_t *c = u->ring.first; c; c = c->next)
-        gw_session_wake(gw_session_of(c));
+        gw_session_wake(gw, gw_session_of(c));
 }
 
 static gw_session_t *

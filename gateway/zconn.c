@@ -438,12 +438,16 @@ s_on_read(struct ev_loop *loop, ev_io *w, int revents)
             gw_zconn_reset(c, n == 0 ? "the broker closed the connection" : strerror(errno));
             return;
         }
+        size_t room = c->in_cap - c->in_len;
         c->in_len += (size_t)n;
         c->last_rx_ms = clock_mono_ms();
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
         if (s_parse(c) != 0)
             return;
+        if ((size_t)n < room)
+            break; /* drained (most likely): no recv just to hear EAGAIN */
     }
-    /* Level-triggered: bytes left unread wake the loop again at once. */
+    /* Level-triggered: bytes left unread (budget, or a short read that was
+     * not the end) wake the loop again at once. */
     gw_zconn_flush(c); /* PONGs, and what the frames made the owner send */
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mpread.h"
+#include "wire.h"
 
 static const char *const s_statuses[] = {"queued", "running", "succeeded", "failed", "cancelled"};
 
@@ -49,14 +50,6 @@ tc_event_check(const tc_event_t *ev)
     return 0;
 }
 
-static void
-s_pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen(s);
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, s, len);
-}
-
 int
 tc_pack_event(const tc_event_t *ev, const char *producer, uint64_t pseq, buf_t *out)
 {
@@ -65,14 +58,14 @@ tc_pack_event(const tc_event_t *ev, const char *producer, uint64_t pseq, buf_t *
     size_t n =
         5 + (ev->has_progress != 0) + (ev->message != NULL) + (ev->data != NULL) + (ev->ts != 0);
     msgpack_pack_map(&pk, n);
-    s_pack_str(&pk, "task_id");
-    s_pack_str(&pk, ev->task_id);
-    s_pack_str(&pk, "user_id");
-    s_pack_str(&pk, ev->user_id);
-    s_pack_str(&pk, "status");
-    s_pack_str(&pk, ev->status);
+    wire_pack_str(&pk, "task_id");
+    wire_pack_str(&pk, ev->task_id);
+    wire_pack_str(&pk, "user_id");
+    wire_pack_str(&pk, ev->user_id);
+    wire_pack_str(&pk, "status");
+    wire_pack_str(&pk, ev->status);
     if (ev->has_progress) {
-        s_pack_str(&pk, "progress");
+        wire_pack_str(&pk, "progress");
         /* 0..100 was checked: a whole number fits an integer exactly. */
         if (ev->progress == (double)(int)ev->progress)
             msgpack_pack_uint64(&pk, (uint64_t)(int)ev->progress);
@@ -80,21 +73,21 @@ tc_pack_event(const tc_event_t *ev, const char *producer, uint64_t pseq, buf_t *
             msgpack_pack_double(&pk, ev->progress);
     }
     if (ev->message) {
-        s_pack_str(&pk, "message");
-        s_pack_str(&pk, ev->message);
+        wire_pack_str(&pk, "message");
+        wire_pack_str(&pk, ev->message);
     }
     if (ev->data) {
-        s_pack_str(&pk, "data");
+        wire_pack_str(&pk, "data");
         /* Already msgpack: appended as is (the packer does not buffer). */
         buf_append(out, ev->data, ev->data_len);
     }
     if (ev->ts != 0) {
-        s_pack_str(&pk, "ts");
+        wire_pack_str(&pk, "ts");
         msgpack_pack_int64(&pk, ev->ts);
     }
-    s_pack_str(&pk, "producer");
-    s_pack_str(&pk, producer);
-    s_pack_str(&pk, "pseq");
+    wire_pack_str(&pk, "producer");
+    wire_pack_str(&pk, producer);
+    wire_pack_str(&pk, "pseq");
     msgpack_pack_uint64(&pk, pseq);
     return buf_ok(out) ? 0 : -1;
 }

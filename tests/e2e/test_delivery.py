@@ -499,6 +499,38 @@ def test_oversized_client_message_closes_with_1009_after_an_error_frame(shared):
     tc.run(main)
 
 
+def test_client_messages_up_to_the_limit_are_read_whole_even_in_pieces(shared):
+    """A message of up to 512 bytes is read whole however it arrives (lws
+    hands it over in pieces, or the client fragments it: RFC 6455 5.4);
+    513 bytes get 1009, also when only the fragments together are over."""
+    tc = shared
+    _, gw = tc.stack
+
+    def ping(size):
+        msg = '{"type":"ping","pad":"' + "x" * (size - 24) + '"}'
+        assert len(msg) == size
+        return msg
+
+    async def main():
+        ws = await tc.connect(gw, uid())
+        await ws.conn.send(ping(512))
+        assert (await ws.recv())["type"] == "pong"
+        big = ping(400)
+        await ws.conn.send([big[:150], big[150:300], big[300:]])  # three frames, one message
+        assert (await ws.recv())["type"] == "pong"
+        await ws.conn.send('{"type":"nope"}')
+        assert (await ws.recv())["code"] == "bad_request"
+        await ws.conn.send(ping(100))  # a piece gathered before does not linger
+        assert (await ws.recv())["type"] == "pong"
+        over = ping(513)
+        await ws.conn.send([over[:300], over[300:]])
+        frames, code, _ = await ws.expect_close()
+        assert frames and frames[-1].get("code") == "message_too_big", frames
+        assert code == 1009, code
+
+    tc.run(main)
+
+
 # ---------------------------------------------------------------- replicas
 
 

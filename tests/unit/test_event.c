@@ -1261,9 +1261,74 @@ test_utf8(void)
     }
 }
 
+/*  Every byte value at every position of a 19-byte text (the checks go 8
+ *  bytes at a time, then byte by byte): producer and epoch take exactly
+ *  0x21..0x7e, task_id refuses exactly the control characters (UTF-8 aside),
+ *  user_id takes exactly [A-Za-z0-9_.-]. */
+static void
+test_byte_classes(void)
+{
+    mb_t m;
+    mb_init(&m);
+    int bad = 0;
+    for (int pos = 0; pos < 19; pos++) {
+        for (int c = 0; c < 256; c++) {
+            char text[20];
+            memset(text, 'a', 19);
+            text[pos] = (char)c;
+            text[19] = '\0';
+            event_t ev;
+            /* producer */
+            mb_reset(&m);
+            mb_map(&m, 5);
+            mb_required(&m);
+            mb_str(&m, "producer");
+            mb_strn(&m, text, 19);
+            mb_str(&m, "pseq");
+            msgpack_pack_uint64(&m.pk, 1);
+            int want = c >= 0x21 && c <= 0x7e;
+            if ((event_decode(&ev, m.sb.data, m.sb.size, W, NULL) == 0) != want)
+                bad++;
+            /* task_id: a lone byte >= 0x80 is bad UTF-8, so only ASCII here */
+            if (c < 0x80) {
+                mb_reset(&m);
+                mb_map(&m, 3);
+                mb_str(&m, "task_id");
+                mb_strn(&m, text, 19);
+                mb_str(&m, "user_id");
+                mb_str(&m, "u");
+                mb_str(&m, "status");
+                mb_str(&m, "queued");
+                want = c >= 0x20 && c != 0x7f;
+                if ((event_decode(&ev, m.sb.data, m.sb.size, W, NULL) == 0) != want)
+                    bad++;
+            }
+            /* user_id */
+            want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '_' || c == '.' || c == '-';
+            if (event_user_id_valid(text, 19) != want)
+                bad++;
+        }
+    }
+    CHECK(bad == 0);
+    /* multi-byte UTF-8 in a task id is no control character */
+    mb_reset(&m);
+    mb_map(&m, 3);
+    mb_str(&m, "task_id");
+    mb_str(&m, "t\xc3\xa9" "l\xc3\xa9" "chargement-0001");
+    mb_str(&m, "user_id");
+    mb_str(&m, "u");
+    mb_str(&m, "status");
+    mb_str(&m, "queued");
+    event_t ev;
+    ACCEPTS(m, W, &ev);
+    mb_free(&m);
+}
+
 int
 main(void)
 {
+    test_byte_classes();
     test_minimal_and_full();
     test_round_trip();
     test_structure();
