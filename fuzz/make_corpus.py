@@ -43,10 +43,15 @@ def pack(obj):
 
 
 class Corpus:
+    """A target's seeds, written anew; regress_* files (inputs of past
+    findings, added by hand) are kept."""
+
     def __init__(self, name):
         self.dir = OUT / name
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir.mkdir(parents=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for f in self.dir.iterdir():
+            if not f.name.startswith("regress_"):
+                f.unlink()
 
     def add(self, label, data):
         if isinstance(data, str):
