@@ -168,7 +168,8 @@ def run_broker(tmp):
     proc = subprocess.Popen(
         [str(bin_), "--ingest", f"tcp://127.0.0.1:{ports[0]}",
          "--fanout", f"tcp://127.0.0.1:{ports[1]}", "--sync", f"tcp://127.0.0.1:{ports[2]}",
-         "--journal", str(journal), "--journal-compact-bytes", "4096", "--log-level", "error"],
+         "--journal", str(journal), "--journal-compact-bytes", "4096", "--history", "4",
+         "--dedup-window", "64", "--log-level", "error"],
         env=env)
     got = {}
     ctx = zmq.Context.instance()
@@ -188,7 +189,7 @@ def run_broker(tmp):
             if worker.poll(5000):
                 worker.recv()
         # enough events for a compaction (S, H, U, D records in the journal)
-        for i in range(50):
+        for i in range(250):
             worker.send(pack({"task_id": f"bulk{i % 12}", "user_id": f"b{i % 5}",
                               "status": "succeeded" if i % 3 == 0 else "running",
                               "message": "x" * 20, "producer": "bulk", "pseq": 100 + i}))
