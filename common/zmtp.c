@@ -1,4 +1,5 @@
 /*  zmtp.c: ZMTP 3.0, NULL mechanism (zmtp.h). */
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 
@@ -187,7 +188,9 @@ zmtp_read_frame(const uint8_t *p, size_t n, uint64_t max_len, zmtp_frame_t *f, u
         for (int i = 1; i <= 8; i++)
             len = len << 8 | p[i];
     }
-    if (len > max_len)
+    /* A body no buffer can hold is refused whatever max_len says, so that
+     * head + len neither wraps *need nor overflows the result. */
+    if (len > max_len || len > (uint64_t)LLONG_MAX - head)
         return -1;
     *need = head + len;
     if (n - head < len)

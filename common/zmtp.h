@@ -58,9 +58,10 @@ typedef struct zmtp_frame {
 } zmtp_frame_t;
 
 /*  Reads one frame from n bytes at p. Returns the bytes it takes (head and
- *  body), 0 if more bytes are needed (*need: how many in all, so a caller
- *  can grow its buffer), or -1 if a reserved flag bit is set or the body is
- *  longer than max_len. */
+ *  body), 0 if more bytes are needed (*need: how many in all, more than n,
+ *  so a caller can grow its buffer), or -1 if a reserved flag bit is set or
+ *  the body is longer than max_len (or than LLONG_MAX - 9 whatever max_len
+ *  is). */
 long long zmtp_read_frame(const uint8_t *p, size_t n, uint64_t max_len, zmtp_frame_t *f,
                           uint64_t *need);
 

@@ -2,6 +2,8 @@
 # Installs what taskcast needs to build and test on Debian 12 (bookworm).
 #   scripts/deps.sh            build and run
 #   scripts/deps.sh --browser  also chromium, node and npm for the browser tests
+#   scripts/deps.sh --fuzz     also clang 14 and its libFuzzer runtime (scripts/fuzz.sh)
+#   (both flags may be given)
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -10,12 +12,24 @@ PACKAGES="build-essential cmake pkg-config
   libsodium-dev
   python3 python3-pytest python3-websockets python3-zmq python3-msgpack python3-jwt
   python3-cryptography curl"
-# The browser tests drive Debian's chromium with playwright-core from npm.
-if [ "${1:-}" = "--browser" ]; then
-  PACKAGES="$PACKAGES chromium"
-  command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
-  command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
-fi
+for flag in "$@"; do
+  case $flag in
+  --browser)
+    # The browser tests drive Debian's chromium with playwright-core from npm.
+    PACKAGES="$PACKAGES chromium"
+    command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
+    command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
+    ;;
+  --fuzz)
+    # libFuzzer: clang's -fsanitize=fuzzer needs its runtime package too.
+    PACKAGES="$PACKAGES clang-14 libclang-rt-14-dev"
+    ;;
+  *)
+    echo "usage: scripts/deps.sh [--browser] [--fuzz]" >&2
+    exit 2
+    ;;
+  esac
+done
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -3,9 +3,11 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer, and runs every test on both:
 # C unit tests, PyJWT interoperability, and the end-to-end suite that starts
 # real brokers and gateways on loopback, some driven from a real browser.
+# Then every fuzz target (clang, libFuzzer) runs over its seeds and for a
+# few seconds (TASKCAST_FUZZ_SECONDS, default 10) with scripts/fuzz.sh.
 set -eu
 cd "$(dirname "$0")/.."
-./scripts/deps.sh --browser
+./scripts/deps.sh --browser --fuzz
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 # The browser tests skip themselves when chromium or playwright-core is
 # missing; here both were just installed, so a skip would be a failure.
@@ -20,4 +22,6 @@ for dir in build build-asan; do
   echo "== tests in $dir"
   (cd "$dir" && ctest --output-on-failure --timeout 900) || status=1
 done
+echo "== fuzz"
+./scripts/fuzz.sh "${TASKCAST_FUZZ_SECONDS:-10}" || status=1
 exit $status

@@ -3,6 +3,8 @@
  *  (how many bytes are needed), reserved flags and oversized bodies
  *  refused, READY properties bounds-checked, subscriptions, PONG. The
  *  end-to-end suite talks to a real libzmq broker through it. */
+#include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
@@ -91,6 +93,15 @@ test_frames(void)
     CHECK(zmtp_read_frame(res, sizeof res, 10, &f, &need) == -1);
     uint8_t giant[9] = {ZMTP_LONG, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
     CHECK(zmtp_read_frame(giant, sizeof giant, 1u << 30, &f, &need) == -1);
+    /* found by fuzz/fuzz_zmtp.c: with no bound (max_len UINT64_MAX) a
+     * 2^64 - 1 byte body made 9 + len wrap, "need 8 bytes" of 9 */
+    need = 0;
+    CHECK(zmtp_read_frame(giant, sizeof giant, UINT64_MAX, &f, &need) == -1);
+    giant[1] = 0x7F;
+    CHECK(zmtp_read_frame(giant, sizeof giant, UINT64_MAX, &f, &need) == -1);
+    uint8_t huge[9] = {ZMTP_LONG, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF6};
+    CHECK(zmtp_read_frame(huge, sizeof huge, UINT64_MAX, &f, &need) == 0 &&
+          need == (uint64_t)LLONG_MAX);
     uint8_t empty[2] = {0, 0};
     CHECK(zmtp_read_frame(empty, 2, 10, &f, &need) == 2 && f.len == 0);
 
