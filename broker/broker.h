@@ -1,8 +1,10 @@
 /*  broker.h: the broker's private face: its context and its modules.
  *
  *  The hot path, top to bottom:
- *    loop.c    bk_loop_run()        epoll: sockets' ZMQ_FDs, signals, timers, syncer
- *    ingest.c  bk_ingest_drain()    read a batch of worker messages, validate each
+ *    loop.c    bk_loop_run()        epoll: listeners, peers, signals, timers, syncer
+ *    zsrv.c    bk_zsock_fill()      read the peers' bytes; bk_zsock_next() their
+ *                                   messages, in place (ZMTP spoken here)
+ *    ingest.c  bk_ingest_drain()    a batch of worker messages, validate each
  *    dedup.c   bk_dedup_find()      drop a resend of (producer, pseq)
  *    state.c   bk_state_record()    give it a seq, keep latest state + history
  *    persist.c bk_persist_event()   its journal record (buffered for the batch)
@@ -12,7 +14,8 @@
  *    commit.c  bk_commit_release()  what the journal holds leaves, in order:
  *    fanout.c  bk_fanout_publish()  [user-id NUL][published msgpack] on XPUB
  *    commit.c  s_answer()           {"ok":true,"pseq":N,"seq":S} to the worker
- *  Beside it: fanout.c reads subscriptions (and answers subscription
+ *    zsrv.c    bk_zsrv_flush()      one send() per peer before the loop sleeps
+ *  Beside it: fanout.c hears of subscriptions (and answers subscription
  *  confirmations) and sends heartbeats; sync.c answers gateways' snapshot and
  *  replay requests from state.c (held in commit.c while the state they show
  *  is not yet on disk); compact.c rewrites the journal in a forked child.
@@ -29,7 +32,7 @@
 #include "log.h"
 #include "strmap.h"
 #include "topic.h"
-#include "zmsg.h"
+#include "zsrv.h"
 
 /* ---------------------------------------------------------------- state */
 
@@ -362,8 +365,8 @@ typedef struct bk_out {
     bk_user_t *user;    /* the event to publish (the user is pinned), or NULL */
     bk_blob_t *blob;
     bk_held_t *held;    /* a sync answer (sent by sync.c), or NULL */
-    zmq_msg_t identity; /* the peer (moved from its message) */
-    uint8_t empties;    /* empty delimiter frames after the identity */
+    bk_zpeer_t *peer;   /* who asked (a reference) */
+    uint8_t empties;    /* empty delimiter frames before the answer (REQ peers) */
     uint8_t answer_len; /* bytes in answer[]; 0: the answer is in big */
     char answer[46];
     char *big;          /* a longer answer (errors), malloc'ed */
@@ -434,10 +437,6 @@ int bk_compact_busy(const broker_t *bk);
 
 #define BK_BATCH 512 /* messages handled per pass, per socket */
 
-/*  Sockets sent on since they were last read to EAGAIN: their ZMQ_FD may
- *  have been reset by the send, so the loop reads them again. */
-enum { BK_SOCK_INGEST = 1, BK_SOCK_FANOUT = 2, BK_SOCK_SYNC = 4 };
-
 typedef struct bk_stats {
     uint64_t accepted, rejected, duplicates, published, syncs, subscribes, fsyncs, compactions;
 } bk_stats_t;
@@ -445,15 +444,14 @@ typedef struct bk_stats {
 struct broker {
     log_t log;
     const cfg_opt_t *opt; /* the resolved options (main.c's table) */
-    void *zctx;
-    void *ingest; /* ROUTER: workers */
-    void *fanout; /* XPUB: gateways */
-    void *sync;   /* ROUTER: gateways' snapshot/replay requests */
+    int epfd;           /* the loop's epoll set */
+    bk_zsrv_t zsrv;     /* what zsrv.c keeps for all sockets */
+    bk_zsock_t *ingest; /* ROUTER: workers */
+    bk_zsock_t *fanout; /* XPUB: gateways */
+    bk_zsock_t *sync;   /* ROUTER: gateways' snapshot/replay requests */
     int sigfd;
     int stop;
     int exit_code;
-    unsigned sent; /* BK_SOCK_*: sent on since last read to EAGAIN */
-    uint64_t broad_subs; /* subscriptions that may match users not marked subscribed */
     bk_state_t state;
     bk_dedup_t *dedup;
     bk_journal_t *journal; /* NULL: memory only */
@@ -477,10 +475,10 @@ void bk_loop_run(broker_t *bk);
 /*  Reads and handles up to max worker messages. Returns how many. */
 int bk_ingest_drain(broker_t *bk, int max);
 
-/*  Publishes one event on its user's topic. 0, or -1 with errno. */
-int bk_fanout_publish(broker_t *bk, const bk_user_t *u, const bk_blob_t *blob);
-/*  Reads subscription notifications from the XPUB (up to max). */
-int bk_fanout_drain(broker_t *bk, int max);
+/*  Publishes one event on its user's topic (to every gateway subscribed). */
+void bk_fanout_publish(broker_t *bk, const bk_user_t *u, const bk_blob_t *blob);
+/*  The XPUB's first subscriber to a topic, or the last one gone. */
+void bk_fanout_on_sub(broker_t *bk, const uint8_t *topic, size_t len, int subscribe);
 /*  Publishes the heartbeat. */
 void bk_fanout_heartbeat(broker_t *bk, int64_t wall_ms);
 

@@ -24,6 +24,7 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "zmtp.h"
 
 #define S_MIN_CAP 1024
 
@@ -35,13 +36,8 @@ s_grow(bk_commit_t *c)
     bk_out_t *ring = malloc(cap * sizeof *ring);
     if (!ring)
         return -1;
-    for (size_t i = 0; i < c->count; i++) {
-        bk_out_t *from = &c->ring[(c->head + i) % c->cap], *to = &ring[i];
-        *to = *from;
-        zmq_msg_init(&to->identity);
-        zmq_msg_move(&to->identity, &from->identity);
-        zmq_msg_close(&from->identity);
-    }
+    for (size_t i = 0; i < c->count; i++)
+        ring[i] = c->ring[(c->head + i) % c->cap];
     free(c->ring);
     c->ring = ring;
     c->cap = cap;
@@ -57,10 +53,7 @@ bk_commit_hold(broker_t *bk)
         return NULL;
     bk_out_t *o = &c->ring[(c->head + c->count) % c->cap];
     c->count++;
-    memset(o, 0, offsetof(bk_out_t, identity));
-    zmq_msg_init(&o->identity);
-    o->empties = 0;
-    o->answer_len = 0;
+    memset(o, 0, offsetof(bk_out_t, answer));
     o->big = NULL;
     o->big_len = 0;
     o->lsn = bk->journal ? bk_journal_appended(bk->journal) : 0;
@@ -82,18 +75,19 @@ bk_commit_ready(const broker_t *bk, uint64_t lsn)
     return lsn <= s_limit(bk);
 }
 
-/*  Sends [identity][""...][answer] to the worker. */
+/*  Sends [""...][answer] to the worker (as it came: a REQ peer's delimiter
+ *  comes back). */
 static void
-s_answer(broker_t *bk, bk_out_t *o)
+s_answer(bk_out_t *o)
 {
-    if (zmq_msg_send(&o->identity, bk->ingest, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return; /* the worker is gone: nothing to answer */
+    buf_t *out = bk_zpeer_out(o->peer);
+    if (!out)
+        return; /* the worker is gone, or not reading: nothing to answer */
     for (unsigned i = 0; i < o->empties; i++)
-        if (zmq_send(bk->ingest, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            return;
+        zmtp_put_frame(out, "", 0, 1);
     const char *data = o->big ? o->big : o->answer;
     size_t len = o->big ? o->big_len : o->answer_len;
-    (void)zmq_send(bk->ingest, data, len, ZMQ_DONTWAIT);
+    zmtp_put_frame(out, data, len, 0);
 }
 
 /*  Sends one entry and releases what it held. */
@@ -101,21 +95,15 @@ static void
 s_send(broker_t *bk, bk_out_t *o)
 {
     if (o->blob) {
-        if (bk_fanout_publish(bk, o->user, o->blob) != 0)
-            log_error(&bk->log, "publish failed for user %.*s: %s", (int)o->user->id_len,
-                      o->user->id, zmq_strerror(errno));
+        bk_fanout_publish(bk, o->user, o->blob);
         bk_blob_unref(&o->blob);
         bk_state_unpin(&bk->state, o->user, bk->now_ms);
     }
-    if (o->held) {
+    if (o->held)
         bk_sync_release(bk, o);
-        bk->sent |= BK_SOCK_SYNC;
-    }
-    else {
-        s_answer(bk, o);
-        bk->sent |= BK_SOCK_INGEST;
-    }
-    zmq_msg_close(&o->identity);
+    else
+        s_answer(o);
+    bk_zpeer_unref(&o->peer);
     free(o->big);
     o->big = NULL;
 }
@@ -186,7 +174,7 @@ bk_commit_destroy(bk_commit_t *c)
         bk_out_t *o = &c->ring[(c->head + i) % c->cap];
         bk_blob_unref(&o->blob);
         bk_sync_free_held(&o->held);
-        zmq_msg_close(&o->identity);
+        bk_zpeer_unref(&o->peer);
         free(o->big);
     }
     free(c->ring);

@@ -30,14 +30,14 @@
 #include "clock.h"
 #include "mpwrite.h"
 #include "wire.h"
-#include "zmsg.h"
+#include "zmtp.h"
 
 #define S_WARN_PER_SECOND 10
 #define S_AHEAD           8 /* messages decoded ahead of the one recorded */
 
 /*  A message read ahead of its turn. */
 typedef struct {
-    zmsg_t msg;
+    bk_zmsg_t msg;
     size_t payload; /* the frame holding the event */
     enum { S_FRAMES, S_TOO_LARGE, S_INVALID, S_DECODED } stage;
     event_t ev;          /* S_DECODED */
@@ -76,7 +76,7 @@ s_answer_ok(s_result_t *r, const event_t *ev, uint64_t seq, int dup)
 /*  Logs a rejection, at most S_WARN_PER_SECOND lines a second (bad input
  *  must not flood the log either). */
 static void
-s_warn_rejected(broker_t *bk, zmsg_t *m, const char *code, const char *detail)
+s_warn_rejected(broker_t *bk, bk_zmsg_t *m, const char *code, const char *detail)
 {
     int64_t now = bk->now_ms;
     if (now - bk->warn_window_ms >= 1000) {
@@ -88,14 +88,12 @@ s_warn_rejected(broker_t *bk, zmsg_t *m, const char *code, const char *detail)
     }
     if (++bk->warn_count > S_WARN_PER_SECOND)
         return;
-    size_t last = m->count - 1;
-    const char *peer = zmq_msg_gets(&m->frames[last], "Peer-Address");
-    log_warn(&bk->log, "rejected event from %s: %s: %s", peer ? peer : "?", code, detail);
+    log_warn(&bk->log, "rejected event from %s: %s: %s", bk_zpeer_addr(m->peer), code, detail);
 }
 
 /*  An error answer, packed in bk->scratch. */
 static void
-s_answer_error(broker_t *bk, zmsg_t *m, s_result_t *r, const event_t *ev, const char *code,
+s_answer_error(broker_t *bk, bk_zmsg_t *m, s_result_t *r, const event_t *ev, const char *code,
                const char *detail)
 {
     bk->stats.rejected++;
@@ -121,20 +119,20 @@ s_answer_error(broker_t *bk, zmsg_t *m, s_result_t *r, const event_t *ev, const 
 static void
 s_prepare(broker_t *bk, s_ahead_t *a)
 {
-    zmsg_t *m = &a->msg;
-    /* [identity][""...][event]: the payload is the first non-empty frame
-     * after the identity (or the last frame, if all are empty: an empty
-     * event from a DEALER), and must be the last. */
-    size_t payload = 1;
-    while (payload + 1 < m->count && zmsg_size(m, payload) == 0)
+    bk_zmsg_t *m = &a->msg;
+    /* [""...][event]: the payload is the first non-empty frame (or the
+     * last frame, if all are empty: an empty event from a DEALER), and must
+     * be the last; REQ peers put one empty delimiter frame before it. */
+    size_t payload = 0;
+    while (payload + 1 < m->count && m->frames[payload].len == 0)
         payload++;
     a->payload = payload;
     if (m->truncated || payload + 1 != m->count) {
         a->stage = S_FRAMES;
         return;
     }
-    const void *bytes = zmsg_data(m, payload);
-    size_t len = zmsg_size(m, payload);
+    const void *bytes = m->frames[payload].p;
+    size_t len = m->frames[payload].len;
     if (len > EVENT_WIRE_MAX) {
         a->stage = S_TOO_LARGE;
         return;
@@ -154,7 +152,7 @@ s_prepare(broker_t *bk, s_ahead_t *a)
 static void
 s_record(broker_t *bk, s_ahead_t *a, s_result_t *r)
 {
-    zmsg_t *m = &a->msg;
+    bk_zmsg_t *m = &a->msg;
     if (a->stage == S_FRAMES) {
         s_answer_error(bk, m, r, NULL, EVENT_E_MALFORMED,
                        "a message must carry exactly one event in one frame");
@@ -163,7 +161,7 @@ s_record(broker_t *bk, s_ahead_t *a, s_result_t *r)
     if (a->stage == S_TOO_LARGE) {
         char detail[120];
         snprintf(detail, sizeof detail, "event is %zu bytes; the limit is %d bytes",
-                 zmsg_size(m, a->payload), EVENT_WIRE_MAX);
+                 (size_t)m->frames[a->payload].len, EVENT_WIRE_MAX);
         s_answer_error(bk, m, r, NULL, EVENT_E_TOO_LARGE, detail);
         return;
     }
@@ -226,7 +224,7 @@ s_record(broker_t *bk, s_ahead_t *a, s_result_t *r)
 static void
 s_handle(broker_t *bk, s_ahead_t *a)
 {
-    zmsg_t *m = &a->msg;
+    bk_zmsg_t *m = &a->msg;
     size_t payload = a->payload;
     s_result_t r = {0};
     s_record(bk, a, &r);
@@ -243,11 +241,10 @@ s_handle(broker_t *bk, s_ahead_t *a)
         free(big);
         return;
     }
-    /* The envelope goes back as it came: the identity frame (moved, not
-     * copied) and as many empty frames as there were. */
-    zmq_msg_move(&o->identity, &m->frames[0]);
-    size_t envelope = payload < m->count ? payload : m->count;
-    o->empties = (uint8_t)(envelope - 1);
+    /* The answer goes back to the peer that asked, after as many empty
+     * frames as came before the event. */
+    o->peer = bk_zpeer_ref(m->peer);
+    o->empties = (uint8_t)(payload < m->count ? payload : m->count);
     if (r.blob) {
         o->user = r.user;
         o->blob = r.blob;
@@ -272,26 +269,23 @@ bk_ingest_drain(broker_t *bk, int max)
     int n = 0, read = 0, more = 1;
     bk->now_ms = clock_mono_ms();
     bk->wall_ms = clock_wall_ms();
+    bk_zsock_fill(bk->ingest); /* no system call below: messages are read */
     while (n < read || more) {
-        /* read and prepare up to S_AHEAD ahead of the next to record */
+        /* prepare up to S_AHEAD ahead of the next to record */
         while (more && read < max && read - n < S_AHEAD) {
             s_ahead_t *a = &ahead[read % S_AHEAD];
-            if (zmsg_recv(&a->msg, bk->ingest, ZMQ_DONTWAIT) != 0) {
+            if (!bk_zsock_next(bk->ingest, &a->msg)) {
                 more = 0;
                 break;
             }
-            if (a->msg.count >= 1)
-                s_prepare(bk, a);
+            s_prepare(bk, a);
             read++;
         }
         if (read >= max)
             more = 0;
         if (n == read)
             break;
-        s_ahead_t *a = &ahead[n % S_AHEAD];
-        if (a->msg.count >= 1)
-            s_handle(bk, a);
-        zmsg_close(&a->msg);
+        s_handle(bk, &ahead[n % S_AHEAD]);
         n++;
     }
     if (n == 0)

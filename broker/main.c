@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -13,7 +14,6 @@
 #include "cfg.h"
 #include "clock.h"
 #include "version.h"
-#include "zmsg.h"
 
 /*  Bigger worker messages are not read at all (ZeroMQ drops the connection);
  *  anything between EVENT_WIRE_MAX and this gets a too_large answer. */
@@ -118,11 +118,13 @@ s_configure(broker_t *bk, bk_limits_t *lim, uint64_t *dedup, char *err, size_t e
 }
 
 static int
-s_bind(broker_t *bk, void **sock, int type, int sndhwm, long long maxmsg, const char *endpoint)
+s_bind(broker_t *bk, bk_zsock_t **sock, const char *name, uint64_t max_frame, bk_zsub_fn on_sub,
+       const char *endpoint)
 {
-    *sock = zmsg_socket(bk->zctx, type, sndhwm, 100000, maxmsg);
-    if (!*sock || zmq_bind(*sock, endpoint) != 0) {
-        log_error(&bk->log, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+    char err[256];
+    *sock = bk_zsock_bind(bk, bk->epfd, endpoint, name, max_frame, on_sub, err, sizeof err);
+    if (!*sock) {
+        log_error(&bk->log, "--%s: %s", name, err);
         return -1;
     }
     return 0;
@@ -143,12 +145,14 @@ s_open(broker_t *bk)
         log_error(&bk->log, "signalfd: %s", strerror(errno));
         return -1;
     }
-    bk->zctx = zmq_ctx_new();
-    if (!bk->zctx)
+    bk->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (bk->epfd < 0) {
+        log_error(&bk->log, "epoll: %s", strerror(errno));
         return -1;
-    if (s_bind(bk, &bk->ingest, ZMQ_ROUTER, 100000, S_INGEST_MSG_MAX, bk->opt[O_INGEST].value) ||
-        s_bind(bk, &bk->fanout, ZMQ_XPUB, 200000, 4096, bk->opt[O_FANOUT].value) ||
-        s_bind(bk, &bk->sync, ZMQ_ROUTER, 10000, 4096, bk->opt[O_SYNC].value))
+    }
+    if (s_bind(bk, &bk->ingest, "ingest", S_INGEST_MSG_MAX, NULL, bk->opt[O_INGEST].value) ||
+        s_bind(bk, &bk->fanout, "fanout", 4096, bk_fanout_on_sub, bk->opt[O_FANOUT].value) ||
+        s_bind(bk, &bk->sync, "sync", 4096, NULL, bk->opt[O_SYNC].value))
         return -1;
     return 0;
 }
@@ -178,6 +182,7 @@ s_finish(broker_t *bk)
     }
     bk->commit.written = bk->commit.durable = bk_journal_written(bk->journal);
     bk_commit_release(bk);
+    bk_zsrv_flush(bk); /* best effort: what the kernel takes now */
 }
 
 static void
@@ -188,14 +193,11 @@ s_close(broker_t *bk)
     bk_compact_abort(bk);
     bk_syncer_stop(&bk->syncer);
     bk_commit_destroy(&bk->commit);
-    void **socks[] = {&bk->ingest, &bk->fanout, &bk->sync};
-    for (size_t i = 0; i < 3; i++)
-        if (*socks[i]) {
-            zmq_close(*socks[i]);
-            *socks[i] = NULL;
-        }
-    if (bk->zctx)
-        zmq_ctx_term(bk->zctx);
+    bk_zsock_close(&bk->ingest);
+    bk_zsock_close(&bk->fanout);
+    bk_zsock_close(&bk->sync);
+    if (bk->epfd >= 0)
+        close(bk->epfd);
     if (bk->sigfd >= 0)
         close(bk->sigfd);
     bk_journal_close(&bk->journal);
@@ -209,7 +211,7 @@ main(int argc, char **argv)
 {
     broker_t bk;
     memset(&bk, 0, sizeof bk);
-    bk.sigfd = -1;
+    bk.sigfd = bk.epfd = -1;
     log_init(&bk.log, "taskcast-broker", LOG_INFO);
     char err[256];
     cfg_opt_t opt[O_COUNT];

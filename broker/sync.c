@@ -27,7 +27,7 @@
 #include "broker.h"
 #include "clock.h"
 #include "wire.h"
-#include "zmsg.h"
+#include "zmtp.h"
 
 /*  An answer being sent. Every frame but the last needs SNDMORE and the
  *  last is known only when the walk ends, so each frame is sent one step
@@ -35,8 +35,8 @@
  *  state (nothing is copied; the state does not change during the walk). */
 typedef struct {
     broker_t *bk;
+    buf_t *out;            /* the gateway's output */
     const bk_blob_t *held; /* the event not sent yet; NULL: the header is */
-    int failed;
 } s_reply_t;
 
 static int
@@ -44,11 +44,19 @@ s_send_held(s_reply_t *rp, int more)
 {
     const void *data = rp->held ? (const void *)rp->held->data : rp->bk->scratch.data;
     size_t len = rp->held ? rp->held->len : rp->bk->scratch.len;
-    if (zmq_send(rp->bk->sync, data, len, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
-        rp->failed = 1;
-        return -1;
-    }
+    zmtp_put_frame(rp->out, data, len, more);
     return 0;
+}
+
+/*  The gateway's output after empties empty frames (a REQ peer's
+ *  delimiter), or NULL if it is gone or not reading. */
+static buf_t *
+s_out(bk_zpeer_t *peer, size_t empties)
+{
+    buf_t *out = bk_zpeer_out(peer);
+    for (size_t i = 0; out && i < empties; i++)
+        zmtp_put_frame(out, "", 0, 1);
+    return out;
 }
 
 static int
@@ -62,17 +70,18 @@ s_send_frame(void *arg, const bk_blob_t *blob)
 }
 
 static void
-s_answer_error(broker_t *bk, zmsg_t *m, size_t envelope, int has_req, uint64_t req)
+s_answer_error(broker_t *bk, bk_zmsg_t *m, size_t envelope, int has_req, uint64_t req)
 {
     buf_reset(&bk->scratch);
     wire_pack_sync_error(&bk->scratch, has_req, req,
                          "request must be a map with req and a valid user_id");
-    if (wire_send_envelope(bk->sync, m, envelope) == 0)
-        (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
+    buf_t *out = s_out(m->peer, envelope);
+    if (out)
+        zmtp_put_frame(out, bk->scratch.data, bk->scratch.len, 0);
 }
 
 static void
-s_answer_stats(broker_t *bk, zmsg_t *m, size_t envelope, uint64_t req)
+s_answer_stats(broker_t *bk, bk_zmsg_t *m, size_t envelope, uint64_t req)
 {
     const bk_state_t *st = &bk->state;
     msgpack_packer pk;
@@ -95,8 +104,9 @@ s_answer_stats(broker_t *bk, zmsg_t *m, size_t envelope, uint64_t req)
     wire_pack_kv_u64(&pk, "heartbeat_ms", TOPIC_HEARTBEAT_MS);
     if (bk->journal)
         wire_pack_kv_u64(&pk, "journal_bytes", bk_journal_size(bk->journal));
-    if (wire_send_envelope(bk->sync, m, envelope) == 0)
-        (void)zmq_send(bk->sync, bk->scratch.data, bk->scratch.len, ZMQ_DONTWAIT);
+    buf_t *out = s_out(m->peer, envelope);
+    if (out)
+        zmtp_put_frame(out, bk->scratch.data, bk->scratch.len, 0);
 }
 
 /*  An answer waiting for the journal: the header and the events. */
@@ -144,7 +154,7 @@ bk_sync_free_held(bk_held_t **h_p)
 
 /*  Builds the answer (its header is in bk->scratch) and queues it. */
 static void
-s_hold(broker_t *bk, zmsg_t *m, size_t payload, const bk_user_t *u, int replay, uint64_t since)
+s_hold(broker_t *bk, bk_zmsg_t *m, size_t payload, const bk_user_t *u, int replay, uint64_t since)
 {
     bk_held_t *h = calloc(1, sizeof *h);
     if (h && (h->header = malloc(bk->scratch.len)) != NULL) {
@@ -162,8 +172,8 @@ s_hold(broker_t *bk, zmsg_t *m, size_t payload, const bk_user_t *u, int replay, 
         bk_sync_free_held(&h);
         return;
     }
-    zmq_msg_move(&o->identity, &m->frames[0]);
-    o->empties = (uint8_t)(payload - 1);
+    o->peer = bk_zpeer_ref(m->peer);
+    o->empties = (uint8_t)payload;
     o->held = h;
 }
 
@@ -171,26 +181,27 @@ void
 bk_sync_release(broker_t *bk, bk_out_t *o)
 {
     bk_held_t *h = o->held;
-    int ok = zmq_msg_send(&o->identity, bk->sync, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
-    for (unsigned i = 0; ok && i < o->empties; i++)
-        ok = zmq_send(bk->sync, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
-    if (ok)
-        ok = zmq_send(bk->sync, h->header, h->header_len, (h->n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >=
-             0;
-    for (size_t i = 0; ok && i < h->n; i++)
-        ok = zmq_send(bk->sync, h->blobs[i]->data, h->blobs[i]->len,
-                      (i + 1 < h->n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) >= 0;
+    buf_t *out = s_out(o->peer, o->empties);
+    if (out) {
+        zmtp_put_frame(out, h->header, h->header_len, h->n > 0);
+        for (size_t i = 0; i < h->n; i++)
+            zmtp_put_frame(out, h->blobs[i]->data, h->blobs[i]->len, i + 1 < h->n);
+    }
     bk_sync_free_held(&o->held);
 }
 
 static void
-s_handle(broker_t *bk, zmsg_t *m)
+s_handle(broker_t *bk, bk_zmsg_t *m)
 {
-    size_t env = wire_envelope(m);
+    /* [""...][request]: the request is the first non-empty frame (or the
+     * last), and must be the last. */
+    size_t env = 0;
+    while (env + 1 < m->count && m->frames[env].len == 0)
+        env++;
     wire_sync_req_t rq = {0};
     int has_req = 0;
     if (m->truncated || env + 1 != m->count ||
-        wire_read_sync_req(zmsg_data(m, env), zmsg_size(m, env), &rq, &has_req) != 0) {
+        wire_read_sync_req(m->frames[env].p, m->frames[env].len, &rq, &has_req) != 0) {
         log_warn(&bk->log, "unreadable sync request");
         s_answer_error(bk, m, env, has_req && env + 1 == m->count, rq.req);
         return;
@@ -225,28 +236,24 @@ s_handle(broker_t *bk, zmsg_t *m)
         s_hold(bk, m, env, u, replay, rq.since);
         return;
     }
-    if (wire_send_envelope(bk->sync, m, env) != 0)
-        return;
-    s_reply_t rp = {.bk = bk};
+    s_reply_t rp = {.bk = bk, .out = s_out(m->peer, env)};
+    if (!rp.out)
+        return; /* the gateway is gone, or not reading */
     if (replay)
         bk_state_replay(u, rq.since, s_send_frame, &rp);
     else if (bk_state_snapshot(u, s_send_frame, &rp) != 0)
         log_error(&bk->log, "snapshot for user %.*s: out of memory", (int)u->id_len, u->id);
-    if (!rp.failed)
-        (void)s_send_held(&rp, 0);
+    (void)s_send_held(&rp, 0); /* the last frame: the header if there was no event */
 }
 
 int
 bk_sync_drain(broker_t *bk, int max)
 {
     int n = 0;
-    zmsg_t m;
-    while (n < max && zmsg_recv(&m, bk->sync, ZMQ_DONTWAIT) == 0) {
-        if (m.count >= 1) {
-            s_handle(bk, &m);
-            bk->sent |= BK_SOCK_SYNC;
-        }
-        zmsg_close(&m);
+    bk_zmsg_t m;
+    bk_zsock_fill(bk->sync);
+    while (n < max && bk_zsock_next(bk->sync, &m)) {
+        s_handle(bk, &m);
         n++;
     }
     return n;

@@ -248,23 +248,3 @@ wire_read_stats(const void *data, size_t len, mp_reader_t *pairs, uint32_t *n)
     }
     return -1;
 }
-
-/* ---------------------------------------------------------------- envelopes */
-
-size_t
-wire_envelope(zmsg_t *m)
-{
-    size_t payload = 1;
-    while (payload + 1 < m->count && zmsg_size(m, payload) == 0)
-        payload++;
-    return payload < m->count ? payload : m->count;
-}
-
-int
-wire_send_envelope(void *socket, zmsg_t *m, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (zmq_send(socket, zmsg_data(m, i), zmsg_size(m, i), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            return -1;
-    return 0;
-}

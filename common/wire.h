@@ -25,7 +25,6 @@
 #include "buf.h"
 #include "event.h"
 #include "mpread.h"
-#include "zmsg.h"
 
 /*  Packs a NUL-terminated string / n bytes as a msgpack str. */
 void wire_pack_str(msgpack_packer *pk, const char *s);
@@ -84,16 +83,5 @@ void wire_pack_stats_begin(msgpack_packer *pk, uint64_t req, uint32_t n);
 /*  Finds the stats map of an answer: *pairs is set to its first pair
  *  (read them with mp_read_pair()) and *n to their count. 0, or -1. */
 int wire_read_stats(const void *data, size_t len, mp_reader_t *pairs, uint32_t *n);
-
-/* ---------------------------------------------------------------- ROUTER envelopes */
-
-/*  The envelope of a message read from a ROUTER: the identity and any
- *  empty delimiter frames (REQ peers add one). Its size is the index of
- *  the payload: the first non-empty frame after the identity, or the last
- *  frame if all are empty. */
-size_t wire_envelope(zmsg_t *m);
-/*  Sends frames [0, n) of m with SNDMORE, as the start of the answer.
- *  0, or -1 (the peer is gone: do not send the rest). */
-int wire_send_envelope(void *socket, zmsg_t *m, size_t n);
 
 #endif
