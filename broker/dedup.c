@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigmem.h"
 #include "broker.h"
 
 typedef struct {
@@ -51,14 +52,17 @@ bk_dedup_new(uint32_t capacity, const unsigned char keys[BK_DEDUP_KEYS])
     uint32_t slots = 1;
     while (slots < capacity * 2)
         slots <<= 1;
-    self->ring = calloc(capacity, sizeof *self->ring);
-    self->index = calloc(slots, sizeof *self->index);
+    /* Both are tens of MiB at the default window and the index is filled
+     * at random: on huge pages and faulted in at start (bigmem.h), or a
+     * fresh broker's first seconds under load stall on page faults. */
+    self->capacity = capacity;
+    self->index_mask = slots - 1;
+    self->ring = bigmem_alloc((size_t)capacity * sizeof *self->ring, 1);
+    self->index = bigmem_alloc((size_t)slots * sizeof *self->index, 1);
     if (!self->ring || !self->index) {
         bk_dedup_destroy(&self);
         return NULL;
     }
-    self->capacity = capacity;
-    self->index_mask = slots - 1;
     if (keys) {
         memcpy(self->key_k, keys, sizeof self->key_k);
         memcpy(self->content_k, keys + sizeof self->key_k, sizeof self->content_k);
@@ -75,8 +79,9 @@ bk_dedup_destroy(bk_dedup_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free((*self_p)->ring);
-    free((*self_p)->index);
+    bk_dedup_t *self = *self_p;
+    bigmem_free(self->ring, (size_t)self->capacity * sizeof *self->ring);
+    bigmem_free(self->index, ((size_t)self->index_mask + 1) * sizeof *self->index);
     free(*self_p);
     *self_p = NULL;
 }
