@@ -219,7 +219,9 @@ bk_dedup_result_t bk_dedup_find(bk_dedup_t *self, const bk_dedup_id_t *id, uint6
 void bk_dedup_insert(bk_dedup_t *self, const bk_dedup_id_t *id, uint64_t seq);
 /*  Pairs remembered. */
 uint32_t bk_dedup_count(const bk_dedup_t *self);
-/*  Calls fn for every pair, oldest first; stops at the first non-zero. */
+/*  Calls fn for every pair, oldest first; stops at the first non-zero.
+ *  Reads the ring only: a fork()ed child (compaction) may call it, the
+ *  index is not mapped there (BIGMEM_NOFORK). */
 int bk_dedup_each(const bk_dedup_t *self,
                   int (*fn)(void *arg, const bk_dedup_id_t *id, uint64_t seq), void *arg);
 

@@ -54,11 +54,13 @@ bk_dedup_new(uint32_t capacity, const unsigned char keys[BK_DEDUP_KEYS])
         slots <<= 1;
     /* Both are tens of MiB at the default window and the index is filled
      * at random: on huge pages and faulted in at start (bigmem.h), or a
-     * fresh broker's first seconds under load stall on page faults. */
+     * fresh broker's first seconds under load stall on page faults. A
+     * compaction's child reads the ring only (bk_dedup_each): the index is
+     * not forked, so the loop takes no copy-on-write faults on it. */
     self->capacity = capacity;
     self->index_mask = slots - 1;
-    self->ring = bigmem_alloc((size_t)capacity * sizeof *self->ring, 1);
-    self->index = bigmem_alloc((size_t)slots * sizeof *self->index, 1);
+    self->ring = bigmem_alloc((size_t)capacity * sizeof *self->ring, BIGMEM_NOW);
+    self->index = bigmem_alloc((size_t)slots * sizeof *self->index, BIGMEM_NOW | BIGMEM_NOFORK);
     if (!self->ring || !self->index) {
         bk_dedup_destroy(&self);
         return NULL;

@@ -15,7 +15,7 @@ s_round(size_t size)
 }
 
 void *
-bigmem_alloc(size_t size, int now)
+bigmem_alloc(size_t size, int flags)
 {
     if (size == 0)
         size = 1;
@@ -36,7 +36,11 @@ bigmem_alloc(size_t size, int now)
 #ifdef MADV_HUGEPAGE
     (void)madvise(p, len, MADV_HUGEPAGE); /* advice only: without THP, 4 KiB pages */
 #endif
-    if (now)
+    if ((flags & BIGMEM_NOFORK) && madvise(p, len, MADV_DONTFORK) != 0) {
+        (void)munmap(p, len);
+        return NULL;
+    }
+    if (flags & BIGMEM_NOW)
         memset(p, 0, len); /* zero already: the writes only fault it in */
     return p;
 }

@@ -15,11 +15,22 @@
 
 #include <stddef.h>
 
-/*  A zeroed region of size bytes, or NULL (errno set). With now set, every
- *  page is faulted in before it returns: the cost is paid once, at start,
- *  not by the first requests (a table that fills within seconds under load
- *  anyway, like the broker's idempotency window). */
-void *bigmem_alloc(size_t size, int now);
+enum {
+    /*  Every page is faulted in before bigmem_alloc returns: the cost is
+     *  paid once, at start, not by the first requests (for a table that
+     *  fills within seconds under load anyway, like the broker's
+     *  idempotency window). */
+    BIGMEM_NOW = 1,
+    /*  Not in a fork()ed child (MADV_DONTFORK): after a fork, each first
+     *  write to a page the child shares is a copy-on-write fault, and a
+     *  table written at random takes them all at once (the broker's index
+     *  cost its loop up to 380 ms after a compaction's fork). Only for what
+     *  a child never reads: there it is not mapped at all. */
+    BIGMEM_NOFORK = 2,
+};
+
+/*  A zeroed region of size bytes (flags: BIGMEM_*), or NULL (errno set). */
+void *bigmem_alloc(size_t size, int flags);
 
 /*  Frees what bigmem_alloc(size) returned (NULL is ignored). */
 void bigmem_free(void *p, size_t size);
