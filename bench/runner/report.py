@@ -127,7 +127,7 @@ def tables(name, res):
         out.append(("S5: broker ingest alone", ["journal", "acks/s (unthrottled)",
                     "ack p99 ms (unthrottled)", "broker CPU %", "tc-pub CPU % (busiest)",
                     "half rate /s", "ack p50 ms", "ack p99 ms", "ack p99.9 ms", "ack max ms",
-                    "journal MiB after", "compactions (longest ms), unthrottled / half"], rows))
+                    "journal MiB after", "compactions started (longest finished, ms), unthrottled / half"], rows))
     return out
 
 
