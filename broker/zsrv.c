@@ -361,17 +361,11 @@ bk_zpeer_out(bk_zpeer_t *p)
 static int
 s_write(bk_zpeer_t *p)
 {
-    while (p->out_off < p->out.len) {
-        ssize_t n = send(p->fd, p->out.data + p->out_off, p->out.len - p->out_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            p->out_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0; /* EPOLLOUT (edge-triggered, always watched) says when */
-        s_close(p, n < 0 ? strerror(errno) : "send failed");
+    int r = buf_send(&p->out, p->fd, &p->out_off);
+    if (r == 0)
+        return 0; /* EPOLLOUT (edge-triggered, always watched) says when */
+    if (r < 0) {
+        s_close(p, errno ? strerror(errno) : "send failed");
         return -1;
     }
     buf_reset(&p->out);

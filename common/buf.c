@@ -1,9 +1,11 @@
 /*  buf.c: growable byte buffer. */
 #include "buf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 void
 buf_init(buf_t *b)
@@ -95,4 +97,24 @@ buf_msgpack_write(void *data, const char *p, size_t n)
     buf_t *b = data;
     buf_append(b, p, n);
     return b->oom ? -1 : 0;
+}
+
+int
+buf_send(const buf_t *b, int fd, size_t *off)
+{
+    while (*off < b->len) {
+        ssize_t n = send(fd, b->data + *off, b->len - *off, MSG_NOSIGNAL);
+        if (n > 0) {
+            *off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n == 0)
+            errno = 0;
+        return -1;
+    }
+    return 1;
 }

@@ -36,4 +36,9 @@ int buf_ok(const buf_t *b);
  *  the buffer is out of memory. */
 int buf_msgpack_write(void *data, const char *p, size_t n);
 
+/*  Sends b's bytes from *off on the non-blocking socket fd, advancing *off.
+ *  1: all sent; 0: the socket is full (wait for it to be writable); -1: the
+ *  connection failed (errno, or 0 if send() returned 0). */
+int buf_send(const buf_t *b, int fd, size_t *off);
+
 #endif

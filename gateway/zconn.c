@@ -254,23 +254,17 @@ gw_zconn_out(gw_zconn_t *c)
 static int
 s_write(gw_zconn_t *c)
 {
-    while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-            continue;
+    int r = buf_send(&c->out, c->fd, &c->out_off);
+    if (r == 0) {
+        if (c->out.len - c->out_off > S_OUT_MAX) {
+            gw_zconn_reset(c, "the broker stopped reading");
+            return -1;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (c->out.len - c->out_off > S_OUT_MAX) {
-                gw_zconn_reset(c, "the broker stopped reading");
-                return -1;
-            }
-            ev_io_start(c->gw->loop, &c->ww);
-            return 0;
-        }
-        gw_zconn_reset(c, n < 0 ? strerror(errno) : "send failed");
+        ev_io_start(c->gw->loop, &c->ww);
+        return 0;
+    }
+    if (r < 0) {
+        gw_zconn_reset(c, errno ? strerror(errno) : "send failed");
         return -1;
     }
     buf_reset(&c->out);
