@@ -331,6 +331,7 @@ int bk_syncer_poll(bk_syncer_t *s, bk_synced_t *out);
 /* ---------------------------------------------------------------- persist */
 
 typedef struct broker broker_t;
+typedef struct bk_jobs bk_jobs_t;
 
 /*  Opens the journal at path and rebuilds the state, the epoch and the
  *  idempotency window from it (creating it if absent); sets bk->journal and
@@ -451,6 +452,8 @@ struct broker {
     bk_zsock_t *ingest; /* ROUTER: workers */
     bk_zsock_t *fanout; /* XPUB: gateways */
     bk_zsock_t *sync;   /* ROUTER: gateways' snapshot/replay requests */
+    bk_zsock_t *jobsock; /* ROUTER: job submitters and pool workers */
+    bk_jobs_t *jobs;
     int sigfd;
     int stop;
     int exit_code;
@@ -465,11 +468,29 @@ struct broker {
     char boot[17]; /* random per process: tells gateways of a restart */
     bk_stats_t stats;
     int64_t now_ms, wall_ms; /* the clocks, read once per batch */
-    int64_t next_heartbeat_ms, next_sweep_ms, next_sync_ms;
+    int64_t next_heartbeat_ms, next_sweep_ms, next_sync_ms, next_jobs_ms;
     int64_t warn_window_ms; /* rate limit for rejection warnings */
     uint32_t warn_count;
     int64_t started_ms;
 };
+
+/* ---------------------------------------------------------------- jobs */
+
+/*  jobs.c: the jobs endpoint (submit, cancel, the pool workers). */
+typedef struct bk_jobs_stats {
+    uint64_t submitted, duplicates, refused, dispatched, succeeded, failed, cancelled, retried,
+        workers_lost;
+} bk_jobs_stats_t;
+
+/*  At most max_queued jobs queued over all kinds (queue_full past it). */
+bk_jobs_t *bk_jobs_new(uint32_t max_queued);
+void bk_jobs_destroy(bk_jobs_t **self_p);
+/*  Handles up to max messages of the jobs socket; how many. */
+int bk_jobs_drain(broker_t *bk, int max);
+/*  Heartbeats, dead workers, retries due, timeouts; returns when it wants
+ *  to be called next (monotonic ms). */
+int64_t bk_jobs_tick(broker_t *bk, int64_t now_ms);
+const bk_jobs_stats_t *bk_jobs_stats(const bk_jobs_t *self);
 
 /*  Runs the event loop until SIGINT/SIGTERM or a fatal error. */
 void bk_loop_run(broker_t *bk);

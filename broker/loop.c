@@ -7,7 +7,8 @@
  *  syncer's eventfd.
  *
  *  A turn reads subscriptions first (a gateway's confirmation must not wait
- *  behind a burst of events), then sync requests, then a batch of worker
+ *  behind a burst of events), then sync requests, then jobs (jobs.c:
+ *  submits, cancels, pool workers; its tick runs with the timers), then a batch of worker
  *  messages; a socket with more than a batch waiting stays ready, so the
  *  next turn comes without sleeping and none starves the others. Before
  *  the loop sleeps, every peer with output gets one send: the answers and
@@ -73,8 +74,12 @@ s_timers(broker_t *bk, s_loop_t *l)
         bk_state_sweep(&bk->state, now);
         bk->next_sweep_ms = now + S_SWEEP_MS;
     }
+    if (bk->jobs && now >= bk->next_jobs_ms)
+        bk->next_jobs_ms = bk_jobs_tick(bk, now);
     int64_t next = bk->next_heartbeat_ms < bk->next_sweep_ms ? bk->next_heartbeat_ms
                                                              : bk->next_sweep_ms;
+    if (bk->jobs && bk->next_jobs_ms < next)
+        next = bk->next_jobs_ms;
     if (bk->syncer && bk->commit.policy == BK_FSYNC_INTERVAL) {
         if (now >= bk->next_sync_ms) {
             if (bk->commit.written > bk->commit.asked) {
@@ -138,6 +143,7 @@ static int
 s_ready(const broker_t *bk)
 {
     return bk_zsock_ready(bk->fanout) || bk_zsock_ready(bk->sync) ||
+           (bk->jobsock && bk_zsock_ready(bk->jobsock)) ||
            (s_ingest_open(bk) && bk_zsock_ready(bk->ingest));
 }
 
@@ -149,6 +155,8 @@ s_turn(broker_t *bk)
         bk_zsock_fill(bk->fanout); /* subscriptions take effect as they are read */
     if (bk_zsock_ready(bk->sync))
         (void)bk_sync_drain(bk, BK_BATCH);
+    if (bk->jobsock && bk_zsock_ready(bk->jobsock))
+        (void)bk_jobs_drain(bk, BK_BATCH);
     if (s_ingest_open(bk) && bk_zsock_ready(bk->ingest)) {
         (void)bk_ingest_drain(bk, BK_BATCH);
         bk_compact_maybe(bk);

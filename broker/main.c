@@ -23,6 +23,8 @@ enum {
     O_INGEST,
     O_FANOUT,
     O_SYNC,
+    O_JOBS,
+    O_MAX_QUEUED,
     O_LOG_LEVEL,
     O_RETENTION,
     O_HISTORY,
@@ -47,6 +49,10 @@ static const cfg_opt_t s_options[O_COUNT] = {
                   "ZeroMQ endpoint to bind for gateways' subscriptions (XPUB)"},
     [O_SYNC] = {"sync", "TASKCAST_SYNC", "tcp://127.0.0.1:5557",
                 "ZeroMQ endpoint to bind for gateways' snapshot/replay requests (ROUTER)"},
+    [O_JOBS] = {"jobs", "TASKCAST_JOBS", "tcp://127.0.0.1:5558",
+                "ZeroMQ endpoint to bind for job submitters and pool workers (ROUTER)"},
+    [O_MAX_QUEUED] = {"max-queued", "TASKCAST_MAX_QUEUED", "100000",
+                      "jobs queued (all kinds together) before submits are refused (queue_full)"},
     [O_LOG_LEVEL] = {"log-level", "TASKCAST_LOG_LEVEL", "info", "error, warn, info or debug"},
     [O_RETENTION] = {"retention", "TASKCAST_RETENTION", "3600",
                      "seconds a finished task (and an idle user) stays in the state"},
@@ -87,7 +93,8 @@ s_u64(const broker_t *bk, const char *flag, uint64_t min, uint64_t max, uint64_t
 }
 
 static int
-s_configure(broker_t *bk, bk_limits_t *lim, uint64_t *dedup, char *err, size_t errlen)
+s_configure(broker_t *bk, bk_limits_t *lim, uint64_t *dedup, uint64_t *max_queued, char *err,
+            size_t errlen)
 {
     log_level_t level;
     if (log_parse_level(bk->opt[O_LOG_LEVEL].value, &level) != 0) {
@@ -103,6 +110,7 @@ s_configure(broker_t *bk, bk_limits_t *lim, uint64_t *dedup, char *err, size_t e
         s_u64(bk, "max-tasks-per-user", 1, UINT32_MAX, &tasks, err, errlen) ||
         s_u64(bk, "max-users", 1, UINT64_MAX / 2, &lim->max_users, err, errlen) ||
         s_u64(bk, "dedup-window", 1, 1u << 28, dedup, err, errlen) ||
+        s_u64(bk, "max-queued", 1, 100000000, max_queued, err, errlen) ||
         s_u64(bk, "journal-compact-bytes", 4096, UINT64_MAX / 4, &bk->journal_min, err, errlen))
         return -1;
     if (bk_commit_parse_policy(bk->opt[O_FSYNC].value, &bk->commit.policy,
@@ -152,7 +160,8 @@ s_open(broker_t *bk)
     }
     if (s_bind(bk, &bk->ingest, "ingest", S_INGEST_MSG_MAX, NULL, bk->opt[O_INGEST].value) ||
         s_bind(bk, &bk->fanout, "fanout", 4096, bk_fanout_on_sub, bk->opt[O_FANOUT].value) ||
-        s_bind(bk, &bk->sync, "sync", 4096, NULL, bk->opt[O_SYNC].value))
+        s_bind(bk, &bk->sync, "sync", 4096, NULL, bk->opt[O_SYNC].value) ||
+        s_bind(bk, &bk->jobsock, "jobs", S_INGEST_MSG_MAX, NULL, bk->opt[O_JOBS].value))
         return -1;
     return 0;
 }
@@ -196,6 +205,8 @@ s_close(broker_t *bk)
     bk_zsock_close(&bk->ingest);
     bk_zsock_close(&bk->fanout);
     bk_zsock_close(&bk->sync);
+    bk_zsock_close(&bk->jobsock);
+    bk_jobs_destroy(&bk->jobs);
     if (bk->epfd >= 0)
         close(bk->epfd);
     if (bk->sigfd >= 0)
@@ -234,13 +245,14 @@ main(int argc, char **argv)
         return 0;
     }
     bk_limits_t limits;
-    uint64_t dedup = 0;
-    if (s_configure(&bk, &limits, &dedup, err, sizeof err) != 0) {
+    uint64_t dedup = 0, max_queued = 0;
+    if (s_configure(&bk, &limits, &dedup, &max_queued, err, sizeof err) != 0) {
         fprintf(stderr, "taskcast-broker: %s\n", err);
         return 2;
     }
     bk.started_ms = clock_mono_ms();
-    if (bk_state_init(&bk.state, &limits) != 0) {
+    if (bk_state_init(&bk.state, &limits) != 0 ||
+        !(bk.jobs = bk_jobs_new((uint32_t)max_queued))) {
         log_error(&bk.log, "out of memory at start");
         s_close(&bk);
         return 1;
@@ -267,8 +279,9 @@ main(int argc, char **argv)
         return 1;
     }
     version_describe(err, sizeof err);
-    log_info(&bk.log, "%s started: ingest %s, fanout %s, sync %s, epoch %s", err,
-             opt[O_INGEST].value, opt[O_FANOUT].value, opt[O_SYNC].value, bk.state.epoch);
+    log_info(&bk.log, "%s started: ingest %s, fanout %s, sync %s, jobs %s, epoch %s", err,
+             opt[O_INGEST].value, opt[O_FANOUT].value, opt[O_SYNC].value, opt[O_JOBS].value,
+             bk.state.epoch);
     if (journal)
         log_info(&bk.log, "journal %s, --fsync %s", journal, opt[O_FSYNC].value);
     bk_loop_run(&bk);

@@ -347,7 +347,7 @@ s_protocol_error(bk_zpeer_t *p, const char *why)
 buf_t *
 bk_zpeer_out(bk_zpeer_t *p)
 {
-    if (p->state != S_UP)
+    if (!p || p->state != S_UP)
         return NULL;
     if (p->out.len - p->out_off > BK_ZPEER_OUT_MAX) {
         p->sock->stats.dropped++;

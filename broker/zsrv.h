@@ -99,7 +99,8 @@ int bk_zsock_publish(bk_zsock_t *s, const void *topic, size_t tlen, const void *
 int bk_zsock_has_subscriber(const bk_zsock_t *s, const void *topic, size_t tlen);
 
 /*  The output of a peer to append frames to (zmtp_put_frame()), or NULL if
- *  it is gone or not reading (then drop what was meant for it). */
+ *  it is gone or not reading (then drop what was meant for it), or p is
+ *  NULL (an entry with no one to answer: a job's event). */
 buf_t *bk_zpeer_out(bk_zpeer_t *p);
 bk_zpeer_t *bk_zpeer_ref(bk_zpeer_t *p);
 /*  Its address ("127.0.0.1:40312"), for log lines. */

@@ -48,7 +48,7 @@ class Taskcast:
         for b in ("taskcast-broker", "taskcast-gateway"):
             if not os.access(os.path.join(bindir, b), os.X_OK):
                 raise Skip(f"{bindir}/{b} is missing: build first")
-        ingest, fanout, sync, listen = procs.free_ports(4)
+        ingest, fanout, sync, listen, jobs = procs.free_ports(5)
         self.ws_port = listen
         self.pub_endpoint = f"tcp://127.0.0.1:{ingest}"
         self.ingest_port = ingest
@@ -56,7 +56,8 @@ class Taskcast:
         level = ["--log-level", "warn"]
         zmq = [f"--fanout=tcp://127.0.0.1:{fanout}", f"--sync=tcp://127.0.0.1:{sync}"]
         self.broker = self._start(f"{label}.broker", [os.path.join(bindir, "taskcast-broker"),
-                                  f"--ingest=tcp://127.0.0.1:{ingest}", f"--log-level={broker_log}"]
+                                  f"--ingest=tcp://127.0.0.1:{ingest}", f"--jobs=tcp://127.0.0.1:{jobs}",
+                                  f"--log-level={broker_log}"]
                                   + zmq + list(broker_args), env)
         if not _wait_port(ingest, 15, self.broker):
             self.stop()

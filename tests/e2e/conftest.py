@@ -59,7 +59,7 @@ RECV_TIMEOUT = 5.0  # a frame / an answer arrives
 TEST_TIMEOUT = 90  # hard limit for one test (SIGALRM)
 
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
-RESERVED_PORTS = set(range(5555, 5558)) | {8000, 8001}
+RESERVED_PORTS = set(range(5555, 5559)) | {8000, 8001}
 
 # The HS256 secret of the default gateway: >= 32 raw bytes, random per run.
 SECRET = "e2e-hs256-" + secrets.token_hex(24)
@@ -203,18 +203,19 @@ class Proc:
 
 class Broker(Proc):
     def __init__(self, tc, ports=None, args=(), env=None, wait=True, name=None, via_env=False):
-        """via_env: endpoints in TASKCAST_INGEST/FANOUT/SYNC instead of flags."""
-        self.ports = list(ports) if ports else free_ports(3)
-        self.ingest, self.fanout, self.sync = (f"tcp://127.0.0.1:{p}" for p in self.ports)
+        """via_env: endpoints in TASKCAST_INGEST/FANOUT/SYNC/JOBS instead of flags."""
+        self.ports = list(ports) if ports else free_ports(4)
+        self.ingest, self.fanout, self.sync, self.jobs = (
+            f"tcp://127.0.0.1:{p}" for p in self.ports)
         tc.nbrokers += 1
         envd = {"TASKCAST_LOG_LEVEL": "debug"}
         if via_env:
             argv = [BROKER_BIN, *args]
             envd.update(TASKCAST_INGEST=self.ingest, TASKCAST_FANOUT=self.fanout,
-                        TASKCAST_SYNC=self.sync)
+                        TASKCAST_SYNC=self.sync, TASKCAST_JOBS=self.jobs)
         else:
             argv = [BROKER_BIN, "--ingest", self.ingest, "--fanout", self.fanout, "--sync",
-                    self.sync, *args]
+                    self.sync, "--jobs", self.jobs, *args]
         envd.update(env or {})
         super().__init__(tc, name or f"broker{tc.nbrokers}", argv, clean_env(**envd))
         if wait:

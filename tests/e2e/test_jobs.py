@@ -1,0 +1,321 @@
+"""The broker's jobs endpoint, end to end: real broker and gateway, a real
+WebSocket client, submitters and pool workers that are ZeroMQ DEALERs
+written from the jobs protocol (any language may run a pool worker; the
+C pool, taskcast-worker, is tested in test_pool.py).
+
+What is checked: a submit is answered with its task id and the user's
+browsers see it queued at once; dispatch to a pool worker, running,
+progress and the end (succeeded with the result, failed with the reason,
+cancelled); cancel of a queued and of a running job, and no cancel of
+another user's job; a worker that dies mid-job: the job is retried on
+another worker and finished once; least-recently-used dispatch within
+each worker's concurrency; idempotent submits; refusals (bad fields,
+queue_full) with clear codes, the broker healthy after them.
+"""
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from conftest import RECV_TIMEOUT, uid
+
+
+class Dealer:
+    """A DEALER on the broker's jobs endpoint (submitter or pool worker)."""
+
+    def __init__(self, broker):
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(broker.jobs)
+
+    def send(self, **msg):
+        self.sock.send(msgpack.packb(msg, use_bin_type=True))
+
+    def send_raw(self, raw):
+        self.sock.send(raw)
+
+    def idle(self):
+        """Called at least every 0.5 s while waiting (a pool worker beats)."""
+
+    def _wait(self, seconds):
+        """1 if a message is there within seconds."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.idle()
+            if self.sock.poll(int(min(left, 0.5) * 1000), zmq.POLLIN):
+                return 1
+        return 0
+
+    def recv(self, timeout=RECV_TIMEOUT, skip_heartbeats=True):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0 and self._wait(left), f"no message within {timeout}s"
+            m = msgpack.unpackb(self.sock.recv(), raw=False)
+            if skip_heartbeats and m.get("type") == "heartbeat":
+                continue
+            return m
+
+    def quiet(self, seconds):
+        """No message but heartbeats for that long."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._wait(left):
+                m = msgpack.unpackb(self.sock.recv(), raw=False)
+                assert m.get("type") == "heartbeat", f"unexpected {m!r}"
+
+    def close(self):
+        self.sock.close(linger=0)
+
+
+class PoolWorker(Dealer):
+    """A pool worker: it heartbeats while the test waits on it (a silent
+    one is dead to the broker after liveness x heartbeat_ms)."""
+
+    def __init__(self, broker, kinds, concurrency=1, name=None):
+        super().__init__(broker)
+        self.beat = 0
+        self.send(type="hello", name=name or uid("w"), kinds=kinds, concurrency=concurrency)
+        w = self.recv()
+        assert w["type"] == "welcome" and w["heartbeat_ms"] > 0 and w["liveness"] >= 2, w
+
+    def idle(self):
+        if time.monotonic() - self.beat >= 0.5:
+            self.send(type="heartbeat")
+            self.beat = time.monotonic()
+
+    def job(self, timeout=RECV_TIMEOUT):
+        m = self.recv(timeout)
+        assert m["type"] == "job", m
+        return m
+
+    def report(self, type, job, **fields):
+        self.send(type=type, task_id=job["task_id"], attempt=job["attempt"], **fields)
+
+
+def submit(broker, **msg):
+    d = Dealer(broker)
+    try:
+        d.send(type="submit", **msg)
+        return d.recv()
+    finally:
+        d.close()
+
+
+def cancel(broker, task_id, user_id):
+    d = Dealer(broker)
+    try:
+        d.send(type="cancel", task_id=task_id, user_id=user_id)
+        return d.recv()
+    finally:
+        d.close()
+
+
+def test_submit_run_progress_succeed_seen_by_the_browser(tc):
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user = uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        a = submit(broker, kind="render", user_id=user, args={"frames": 3})
+        assert a["ok"] is True and a["task_id"].startswith("j-"), a
+        tid = a["task_id"]
+        f = await ws.recv_task()
+        assert (f["task_id"], f["status"]) == (tid, "queued"), f
+        assert f["data"] == {"kind": "render", "attempt": 0}, f
+        w = PoolWorker(broker, ["render"])
+        job = w.job()
+        assert (job["task_id"], job["user_id"], job["kind"], job["args"], job["attempt"]) == \
+            (tid, user, "render", {"frames": 3}, 1), job
+        assert job["timeout_s"] == 3600, job
+        w.report("started", job)
+        f = await ws.recv_task()
+        assert f["status"] == "running" and f["data"]["attempt"] == 1, f
+        w.report("progress", job, progress=42, message="frame 1 of 3")
+        f = await ws.recv_task()
+        assert (f["status"], f["progress"], f["message"]) == ("running", 42, "frame 1 of 3"), f
+        w.report("done", job, status="succeeded", result={"url": "/out.mp4"})
+        f = await ws.recv_task()
+        assert f["status"] == "succeeded" and f["data"]["result"] == {"url": "/out.mp4"}, f
+        # the job is gone: a cancel now finds nothing
+        assert cancel(broker, tid, user)["error"] == "not_found"
+        w.close()
+
+    tc.run(main)
+
+
+def test_failed_job_carries_its_reason(tc):
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user = uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        w = PoolWorker(broker, ["k"])
+        tid = submit(broker, kind="k", user_id=user, task_id="t-fail")["task_id"]
+        assert tid == "t-fail"
+        job = w.job()
+        w.report("started", job)
+        w.report("done", job, status="failed", reason="exit_status", message="exit status 3")
+        frames = await ws.collect(lambda f: f.get("status") == "failed")
+        f = frames[-1]
+        assert f["data"]["reason"] == "exit_status" and f["message"] == "exit status 3", f
+        w.close()
+
+    tc.run(main)
+
+
+def test_cancel_queued_and_running_and_not_another_users(tc):
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user, other = uid(), uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        q = submit(broker, kind="nobody-serves-this", user_id=user)["task_id"]
+        await ws.recv_task()  # queued
+        assert cancel(broker, q, other) == {
+            "ok": False, "error": "not_found",
+            "detail": "no queued or running job has this task_id"}
+        assert cancel(broker, q, user) == {"ok": True, "was": "queued"}
+        f = await ws.recv_task()
+        assert (f["task_id"], f["status"]) == (q, "cancelled"), f
+
+        w = PoolWorker(broker, ["slow"])
+        r = submit(broker, kind="slow", user_id=user)["task_id"]
+        job = w.job()
+        w.report("started", job)
+        await ws.collect(lambda f: f.get("task_id") == r and f.get("status") == "running")
+        assert cancel(broker, r, other)["error"] == "not_found"
+        assert cancel(broker, r, user) == {"ok": True, "was": "running"}
+        c = w.recv()
+        assert c == {"type": "cancel", "task_id": r, "attempt": 1}, c
+        w.report("done", job, status="cancelled")
+        f = await ws.recv_task()
+        assert (f["task_id"], f["status"]) == (r, "cancelled"), f
+        w.close()
+
+    tc.run(main)
+
+
+def test_worker_death_retries_on_another_worker_once(tc):
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user = uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        a = PoolWorker(broker, ["k"], name="a")
+        tid = submit(broker, kind="k", user_id=user, max_retries=2)["task_id"]
+        job = a.job()
+        a.report("started", job)
+        await ws.collect(lambda f: f.get("status") == "running")
+        b = PoolWorker(broker, ["k"], name="b")
+        a.close()  # dies: no more heartbeats, its job is retried on b
+        job2 = b.job(timeout=10)
+        assert job2["task_id"] == tid and job2["attempt"] == 2, job2
+        frames = await ws.collect(lambda f: f.get("status") == "queued", timeout=10)
+        assert "worker a lost" in frames[-1].get("message", ""), frames[-1]
+        b.report("started", job2)
+        b.report("done", job2, status="succeeded")
+        frames = await ws.collect(lambda f: f.get("status") == "succeeded")
+        assert frames[-1]["data"]["attempt"] == 2
+        b.quiet(1.5)  # never given the job again
+        b.close()
+
+    tc.run(main)
+
+
+def test_worker_loss_past_max_retries_fails_worker_lost(tc):
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user = uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        a = PoolWorker(broker, ["k"])
+        submit(broker, kind="k", user_id=user, max_retries=0)
+        a.job()
+        a.close()
+        frames = await ws.collect(lambda f: f.get("status") == "failed", timeout=10)
+        assert frames[-1]["data"]["reason"] == "worker_lost", frames[-1]
+
+    tc.run(main)
+
+
+def test_dispatch_least_recently_used_within_concurrency(tc):
+    broker = tc.broker()
+    user = uid()
+    ws_ = [PoolWorker(broker, ["k"], concurrency=1, name=f"w{i}") for i in range(2)]
+    tids = [submit(broker, kind="k", user_id=user)["task_id"] for _ in range(4)]
+    first = [w.job() for w in ws_]  # one each, none gets a second while busy
+    assert sorted(j["task_id"] for j in first) == sorted(tids[:2])
+    for w in ws_:
+        w.quiet(0.3)
+    # the one that finishes first gets the next
+    ws_[1].report("done", first[1], status="succeeded")
+    assert ws_[1].job()["task_id"] == tids[2]
+    ws_[0].quiet(0.3)
+    ws_[0].report("done", first[0], status="succeeded")
+    assert ws_[0].job()["task_id"] == tids[3]
+    for w in ws_:
+        w.close()
+
+
+def test_idempotent_submit(tc):
+    broker = tc.broker()
+    user = uid()
+    a = submit(broker, kind="k", user_id=user, producer="backend-1", pseq=7)
+    b = submit(broker, kind="k", user_id=user, producer="backend-1", pseq=7)
+    assert a["ok"] and b == {"ok": True, "task_id": a["task_id"], "pseq": 7, "duplicate": True}
+    w = PoolWorker(broker, ["k"])
+    w.job()
+    w.quiet(0.5)  # one job, not two
+    w.close()
+
+
+@pytest.mark.parametrize("msg,code", [
+    ({"type": "submit", "user_id": "u1"}, "missing_field"),
+    ({"type": "submit", "kind": "a b", "user_id": "u1"}, "invalid_value"),
+    ({"type": "submit", "kind": "k", "user_id": "u 1"}, "invalid_value"),
+    ({"type": "submit", "kind": "k", "user_id": "u1", "colour": 1}, "unknown_field"),
+    ({"type": "submit", "kind": "k", "user_id": "u1", "timeout_s": 0}, "invalid_value"),
+    ({"type": "submit", "kind": "k", "user_id": "u1", "args": "x" * 70000}, "too_large"),
+    ({"type": "submit", "kind": 5, "user_id": "u1"}, "wrong_type"),
+    ({"type": "launch"}, "unknown_type"),
+    ({"kind": "k"}, "missing_field"),
+])
+def test_bad_submits_are_refused_clearly(tc, msg, code):
+    broker = tc.broker()
+    d = Dealer(broker)
+    d.send(**msg)
+    a = d.recv()
+    assert a["ok"] is False and a["error"] == code and a["detail"], a
+    d.send_raw(b"\xc1")  # not msgpack
+    assert d.recv()["error"] == "malformed"
+    d.close()
+    # healthy after it
+    assert submit(broker, kind="k", user_id="u1")["ok"] is True
+
+
+def test_queue_full(tc):
+    broker = tc.broker(args=["--max-queued", "2"])
+    user = uid()
+    assert submit(broker, kind="k", user_id=user)["ok"]
+    assert submit(broker, kind="k", user_id=user)["ok"]
+    a = submit(broker, kind="k", user_id=user)
+    assert a["ok"] is False and a["error"] == "queue_full", a
+    # a worker takes one: there is room again
+    w = PoolWorker(broker, ["k"])
+    w.job()
+    assert submit(broker, kind="k", user_id=user)["ok"]
+    w.close()
+
+
+def test_task_exists(tc):
+    broker = tc.broker()
+    assert submit(broker, kind="k", user_id="u1", task_id="same")["ok"]
+    a = submit(broker, kind="k", user_id="u1", task_id="same")
+    assert a["error"] == "task_exists", a
