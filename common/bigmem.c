@@ -23,8 +23,8 @@ bigmem_alloc(size_t size, int flags)
     if (len < size)
         return NULL;
     /* Map one huge page more and trim, so the region starts on 2 MiB. */
-    uint8_t *raw = mmap(NULL, len + S_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                        -1, 0);
+    uint8_t *raw =
+        mmap(NULL, len + S_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
     uint8_t *p = (uint8_t *)(((uintptr_t)raw + S_HUGE - 1) & ~(uintptr_t)(S_HUGE - 1));
