@@ -18,6 +18,8 @@ static const s_command_t s_commands[] = {
     {"token", cli_token, "mint a development HS256 token (TASKCAST_JWT_SECRET)"},
     {"watch", cli_watch, "follow a user's task stream like a browser and print every frame"},
     {"stats", cli_stats, "print the broker's counters, or a gateway's status (--url)"},
+    {"submit", cli_submit, "submit a job to the broker's jobs endpoint; print its task id"},
+    {"cancel", cli_cancel, "cancel a user's queued or running job"},
 };
 
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])

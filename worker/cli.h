@@ -29,6 +29,8 @@ int cli_publish(int argc, char **argv);
 int cli_token(int argc, char **argv);
 int cli_watch(int argc, char **argv);
 int cli_stats(int argc, char **argv);
+int cli_submit(int argc, char **argv);
+int cli_cancel(int argc, char **argv);
 
 /*  Parses a subcommand's options from argv[2..] and sets up its log from
  *  the "log-level" option. Prints help (stdout) or the error (stderr)

@@ -319,3 +319,57 @@ def test_task_exists(tc):
     assert submit(broker, kind="k", user_id="u1", task_id="same")["ok"]
     a = submit(broker, kind="k", user_id="u1", task_id="same")
     assert a["error"] == "task_exists", a
+
+
+def test_cli_submit_and_cancel(tc):
+    """taskcast-cli submit/cancel (libtaskcast's tc_submit/tc_cancel)."""
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user = uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        r = tc.cli("submit", "--jobs", broker.jobs, "--kind", "render", "--user", user,
+                   "--args", '{"frames": 2}', "--timeout-s", "60", "--max-retries", "1")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("ok task_id=j-"), r.stdout
+        tid = r.stdout.split("=", 1)[1].strip()
+        f = await ws.recv_task()
+        assert (f["task_id"], f["status"]) == (tid, "queued"), f
+        w = PoolWorker(broker, ["render"])
+        job = w.job()
+        assert (job["args"], job["timeout_s"]) == ({"frames": 2}, 60), job
+        w.report("started", job)
+        await ws.collect(lambda f: f.get("status") == "running")
+        r = tc.cli("cancel", "--jobs", broker.jobs, "--user", "someone-else", "--task", tid)
+        assert r.returncode == 1 and r.stderr.startswith("error: not_found:"), r
+        r = tc.cli("cancel", "--jobs", broker.jobs, "--user", user, "--task", tid)
+        assert (r.returncode, r.stdout) == (0, "ok was=running\n"), r
+        assert w.recv()["type"] == "cancel"
+        w.report("done", job, status="cancelled")
+        f = (await ws.collect(lambda f: f.get("status") == "cancelled"))[-1]
+        assert f["task_id"] == tid
+        # a queued one, cancelled from the CLI too
+        r = tc.cli("submit", "--jobs", broker.jobs, "--kind", "none", "--user", user,
+                   "--task", "q-1")
+        assert r.stdout == "ok task_id=q-1\n", r
+        r = tc.cli("cancel", "--jobs", broker.jobs, "--user", user, "--task", "q-1")
+        assert (r.returncode, r.stdout) == (0, "ok was=queued\n"), r
+        w.close()
+
+    tc.run(main)
+
+
+def test_cli_submit_refusals(tc):
+    broker = tc.broker()
+    r = tc.cli("submit", "--jobs", broker.jobs, "--kind", "bad kind", "--user", "u1")
+    assert r.returncode == 1 and r.stderr.startswith("error: invalid_value:"), r
+    r = tc.cli("submit", "--jobs", broker.jobs, "--user", "u1")
+    assert r.returncode == 2 and "--kind" in r.stderr, r
+    r = tc.cli("submit", "--jobs", broker.jobs, "--kind", "k", "--user", "u1", "--args", "{")
+    assert r.returncode == 2 and "--args" in r.stderr, r
+    port = broker.jobs.rsplit(":", 1)[1]
+    broker.stop()
+    r = tc.cli("submit", "--jobs", f"tcp://127.0.0.1:{port}", "--kind", "k", "--user", "u1",
+               "--timeout-ms", "200")
+    assert r.returncode == 3 and "no answer" in r.stderr, r
