@@ -31,5 +31,6 @@ USER taskcast
 ENV TASKCAST_INGEST=tcp://0.0.0.0:5555 \
     TASKCAST_FANOUT=tcp://0.0.0.0:5556 \
     TASKCAST_SYNC=tcp://0.0.0.0:5557 \
+    TASKCAST_JOBS=tcp://0.0.0.0:5558 \
     TASKCAST_LISTEN=0.0.0.0:8000
 CMD ["taskcast-broker"]

@@ -309,6 +309,8 @@ void
 bk_job_cancel(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
 {
     mp_value_t tid = {0}, uid = {0};
+    int has_pseq = 0;
+    uint64_t pseq = 0;
     for (uint32_t i = 0; i < pairs; i++) {
         mp_value_t k, v;
         if (mp_read_pair(r, &k, &v, 4) != 0) {
@@ -319,24 +321,30 @@ bk_job_cancel(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
             tid = v;
         else if (mp_str_eq(&k, "user_id") && v.type == MP_STR)
             uid = v;
+        else if (mp_str_eq(&k, "pseq") && v.type == MP_UINT)
+            pseq = v.v.u, has_pseq = 1;
         else if (!mp_str_eq(&k, "type")) {
             bk_job_refuse(bk, peer, EVENT_E_UNKNOWN_FIELD,
-                          "a cancel carries type, task_id and user_id (strings)", 0, 0);
+                          "a cancel carries type, task_id and user_id (strings), and pseq",
+                          has_pseq, pseq);
             return;
         }
     }
     if (tid.type != MP_STR || uid.type != MP_STR) {
-        bk_job_refuse(bk, peer, EVENT_E_MISSING_FIELD, "a cancel needs task_id and user_id", 0, 0);
+        bk_job_refuse(bk, peer, EVENT_E_MISSING_FIELD, "a cancel needs task_id and user_id",
+                      has_pseq, pseq);
         return;
     }
     bk_job_t *j = strmap_get(bk->jobs->jobs, tid.v.s.p, tid.v.s.len);
     if (!j) {
-        bk_job_refuse(bk, peer, "not_found", "no queued or running job has this task_id", 0, 0);
+        bk_job_refuse(bk, peer, "not_found", "no queued or running job has this task_id", has_pseq,
+                      pseq);
         return;
     }
     if (j->uid_len != uid.v.s.len || memcmp(bk_job_uid(j), uid.v.s.p, uid.v.s.len) != 0) {
         /* not this user's: the same answer as for no job, so ids do not leak */
-        bk_job_refuse(bk, peer, "not_found", "no queued or running job has this task_id", 0, 0);
+        bk_job_refuse(bk, peer, "not_found", "no queued or running job has this task_id", has_pseq,
+                      pseq);
         return;
     }
     const char *was =
@@ -345,10 +353,12 @@ bk_job_cancel(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
     buf_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, buf_msgpack_write);
-    msgpack_pack_map(&pk, 2);
+    msgpack_pack_map(&pk, 2 + (has_pseq ? 1 : 0));
     wire_pack_str(&pk, "ok");
     msgpack_pack_true(&pk);
     wire_pack_kv_str(&pk, "was", was, strlen(was));
+    if (has_pseq)
+        wire_pack_kv_u64(&pk, "pseq", pseq);
     bk_job_send(peer, &b);
     buf_reset(&b);
     log_info(&bk->log, "job %s: cancel asked (%s)", bk_job_tid(j), was);

@@ -29,7 +29,11 @@
     X(SLOW, 4429, 429, "slow_consumer", "the connection could not keep up; reconnect with since")  \
     X(UNAVAILABLE, 4503, 503, "unavailable", "the broker did not answer; try again later")         \
     X(BAD_MESSAGE, 0, 400, "bad_request",                                                          \
-      "unknown message; the only one understood is {\"type\":\"ping\"}")                           \
+      "unknown message; understood: {\"type\":\"ping\"}, "                                         \
+      "{\"type\":\"cancel\",\"task_id\":\"...\"}")                                                 \
+    X(CANCEL_REFUSED, 0, 404, "not_found", "no queued or running job of yours has this task_id")   \
+    X(JOBS_UNAVAILABLE, 0, 503, "unavailable",                                                     \
+      "the broker's jobs endpoint did not answer; try again later")                                \
     X(METHOD, 0, 405, "method_not_allowed", "only GET is served")                                  \
     X(UPGRADE_REQUIRED, 0, 426, "upgrade_required",                                                \
       "this route is a WebSocket: connect with ws:// and ?token=")                                 \

@@ -192,7 +192,7 @@ typedef struct gw_stats {
 struct gateway {
     log_t log;
     const cfg_opt_t *opt; /* the resolved options (main.c's table) */
-    const char *fanout_ep, *sync_ep; /* the broker's endpoints */
+    const char *fanout_ep, *sync_ep, *jobs_ep; /* the broker's endpoints */
     jwt_keys_t keys;
     char name[128];
     char host[256];
@@ -233,6 +233,12 @@ struct gateway {
     int relink; /* the link came back: resync live sessions once confirmed */
     uint64_t relink_confirm;
     uint64_t next_req;
+
+    /* jobs.c */
+    gw_zconn_t jobs; /* DEALER to the broker's jobs ROUTER: clients' cancels */
+    struct gw_cancel *cancels, *cancels_tail; /* waiting for an answer, oldest first */
+    uint32_t ncancels;
+    uint64_t next_cancel;
 
     /* the queues the link serves (user.c and session.c fill them) */
     gw_user_t *joinq, *joinq_tail;       /* users to subscribe */
@@ -293,6 +299,17 @@ buf_t *gw_zconn_out(gw_zconn_t *c);
 void gw_zconn_flush(gw_zconn_t *c);
 /*  Closes the connection and reconnects soon. */
 void gw_zconn_reset(gw_zconn_t *c, const char *why);
+
+/* ---------------------------------------------------------------- jobs.c */
+
+int gw_jobs_open(gateway_t *gw);
+void gw_jobs_close(gateway_t *gw);
+/*  The client of s asks to cancel its user's job task_id. */
+void gw_jobs_cancel(gateway_t *gw, gw_session_t *s, const char *task_id, size_t len);
+/*  s is closing: answers for it are dropped. */
+void gw_jobs_forget(gateway_t *gw, gw_session_t *s);
+/*  Cancels unanswered too long are reported unavailable. */
+void gw_jobs_check(gateway_t *gw, int64_t now_ms);
 
 /* ---------------------------------------------------------------- link.c */
 

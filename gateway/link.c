@@ -136,6 +136,7 @@ gw_link_pump(gateway_t *gw)
     s_send_sync_requests(gw);
     gw_zconn_flush(&gw->fanout);
     gw_zconn_flush(&gw->sync);
+    gw_zconn_flush(&gw->jobs); /* clients' cancels (jobs.c) */
 }
 
 /* ---------------------------------------------------------------- fanout */

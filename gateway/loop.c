@@ -134,6 +134,7 @@ s_on_tick(lws_sorted_usec_list_t *sul)
     gateway_t *gw = lws_container_of(sul, gateway_t, sul_tick);
     int64_t now = clock_mono_ms();
     gw_link_check(gw, now);
+    gw_jobs_check(gw, now);
     gw_session_check_pending(gw, now);
     gw_keepalive_check(gw, now);
     if (gw->stopping && (gw->nsessions == 0 || now >= gw->stop_deadline_ms)) {
@@ -228,8 +229,7 @@ gw_loop_open(gateway_t *gw)
     if (s_lws_open(gw) != 0)
         return -1;
     s_watch(gw, &gw->w_signal, gw->sigfd, s_on_signal);
-    if (gw_listen_open(gw) != 0 ||
-        gw_link_open(gw) != 0)
+    if (gw_listen_open(gw) != 0 || gw_link_open(gw) != 0 || gw_jobs_open(gw) != 0)
         return -1;
     s_watch(gw, &gw->w_listen, gw->listen_fd, s_on_listen);
     ev_prepare_init(&gw->w_prepare, s_before_sleep);

@@ -19,6 +19,7 @@ enum {
     O_LISTEN,
     O_FANOUT,
     O_SYNC,
+    O_JOBS,
     O_SECRET,
     O_PUBKEY,
     O_LOG_LEVEL,
@@ -37,6 +38,8 @@ static const cfg_opt_t s_options[O_COUNT] = {
                   "broker endpoint to subscribe to (XPUB)"},
     [O_SYNC] = {"sync", "TASKCAST_SYNC", "tcp://127.0.0.1:5557",
                 "broker endpoint for snapshot/replay requests"},
+    [O_JOBS] = {"jobs", "TASKCAST_JOBS", "tcp://127.0.0.1:5558",
+                "broker endpoint for clients' job cancels (ROUTER)"},
     [O_SECRET] = {"jwt-secret", "TASKCAST_JWT_SECRET", NULL,
                   "HS256 key: the raw bytes of the value, at least 32"},
     [O_PUBKEY] = {"jwt-public-key", "TASKCAST_JWT_PUBLIC_KEY", NULL,
@@ -97,6 +100,7 @@ s_close(gateway_t *gw)
     gw_keepalive_free(gw);
     strmap_destroy(&gw->users);
     gw_link_close(gw);
+    gw_jobs_close(gw);
     jwt_keys_clear(&gw->keys);
     gw_frame_unref(&gw->pong);
     buf_free(&gw->scratch);
@@ -138,6 +142,7 @@ main(int argc, char **argv)
     gw.started_ms = clock_mono_ms();
     gw.fanout_ep = opt[O_FANOUT].value;
     gw.sync_ep = opt[O_SYNC].value;
+    gw.jobs_ep = opt[O_JOBS].value;
     if (!gw.users || !gw.pong || gw_loop_open(&gw) != 0) {
         s_close(&gw);
         return 1;

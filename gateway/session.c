@@ -300,6 +300,17 @@ s_on_message(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *in, si
         lws_callback_on_writable(wsi);
         return;
     }
+    if (t > 0 && toks[t].type == JSON_STRING && json_string_eq(in, &toks[t], "cancel")) {
+        int id = json_object_get(in, toks, 0, "task_id");
+        char task[EVENT_TASK_ID_MAX + 1];
+        int tlen = id > 0 && toks[id].type == JSON_STRING
+                       ? json_string_copy(in, &toks[id], task, sizeof task)
+                       : -1;
+        if (tlen > 0) {
+            gw_jobs_cancel(gw, s, task, (size_t)tlen);
+            return;
+        }
+    }
     if (!s->ctl) {
         const gw_error_info_t *e = gw_error_info(GW_E_BAD_MESSAGE);
         s->ctl = gw_frame_error(e->code, e->sentence);
@@ -595,6 +606,7 @@ gw_session_closed(gateway_t *gw, gw_session_t *s)
     s_pending_remove(gw, s);
     s_dequeue(gw, s);
     gw_keepalive_remove(gw, s);
+    gw_jobs_forget(gw, s);
     gw_batch_free(&s->batch);
     gw_frame_unref(&s->ctl);
     free(s->resume_epoch);

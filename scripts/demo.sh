@@ -53,7 +53,7 @@ pids="$pids $!"
 token=$("$bin/taskcast-cli" token --user "$user" --ttl 86400)
 cat <<MSG
 
-taskcast is running: broker (5555-5557), gateways on 8000 and 8001, a demo worker for "$user".
+taskcast is running: broker (5555-5558), gateways on 8000 and 8001, a demo worker for "$user".
 
 Watch the tasks in a terminal:
   $bin/taskcast-cli watch --user $user --url ws://127.0.0.1:8000 --token $token

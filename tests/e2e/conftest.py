@@ -259,11 +259,13 @@ class Gateway(Proc):
                  wait=True, name=None, broker_ports=None, via_env=False):
         self.port = port or free_ports(1)[0]
         if broker is not None:
-            fanout, sync = broker.fanout, broker.sync
+            fanout, sync, jobs = broker.fanout, broker.sync, broker.jobs
         else:  # no broker: endpoints nobody listens on
-            bp = broker_ports or free_ports(2)
-            fanout, sync = (f"tcp://127.0.0.1:{p}" for p in bp[:2])
-        self.fanout, self.sync = fanout, sync
+            bp = broker_ports or free_ports(3)
+            if len(bp) < 3:
+                bp = list(bp) + free_ports(1)
+            fanout, sync, jobs = (f"tcp://127.0.0.1:{p}" for p in bp[:3])
+        self.fanout, self.sync, self.jobs = fanout, sync, jobs
         if secret:
             tc.secret(secret)
         tc.ngateways += 1
@@ -271,10 +273,10 @@ class Gateway(Proc):
         if via_env:  # addresses and key from TASKCAST_* only
             argv = [GATEWAY_BIN]
             envd.update(TASKCAST_LISTEN=f"127.0.0.1:{self.port}", TASKCAST_FANOUT=fanout,
-                        TASKCAST_SYNC=sync, TASKCAST_JWT_PUBLIC_KEY=public_key)
+                        TASKCAST_SYNC=sync, TASKCAST_JOBS=jobs, TASKCAST_JWT_PUBLIC_KEY=public_key)
         else:
             argv = [GATEWAY_BIN, "--listen", f"127.0.0.1:{self.port}", "--fanout", fanout,
-                    "--sync", sync]
+                    "--sync", sync, "--jobs", jobs]
             if public_key is not None:
                 argv += ["--jwt-public-key", public_key]
         argv += list(args)

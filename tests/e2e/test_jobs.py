@@ -373,3 +373,61 @@ def test_cli_submit_refusals(tc):
     r = tc.cli("submit", "--jobs", f"tcp://127.0.0.1:{port}", "--kind", "k", "--user", "u1",
                "--timeout-ms", "200")
     assert r.returncode == 3 and "no answer" in r.stderr, r
+
+
+def test_browser_cancels_its_own_job_not_anothers(tc):
+    """{"type":"cancel","task_id":...} on the WebSocket: the gateway asks the
+    broker with the connection's own user; another user's job, or none, is
+    an error frame and the connection stays open."""
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user, other = uid(), uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        ws_other = await tc.connect(gw, other)
+        w = PoolWorker(broker, ["slow"])
+        tid = submit(broker, kind="slow", user_id=user)["task_id"]
+        job = w.job()
+        w.report("started", job)
+        await ws.collect(lambda f: f.get("status") == "running")
+        # another user's client: refused, its connection stays open
+        await ws_other.send_json({"type": "cancel", "task_id": tid})
+        e = await ws_other.recv()
+        assert e["type"] == "error" and e["code"] == "not_found", e
+        await ws_other.send_json({"type": "ping"})
+        assert (await ws_other.recv())["type"] == "pong"
+        w.quiet(0.3)  # the worker was not told anything
+        # the owner's client
+        await ws.send_json({"type": "cancel", "task_id": tid})
+        c = w.recv()
+        assert c == {"type": "cancel", "task_id": tid, "attempt": 1}, c
+        w.report("done", job, status="cancelled")
+        f = (await ws.collect(lambda f: f.get("status") == "cancelled"))[-1]
+        assert f["task_id"] == tid
+        # a queued one
+        q = submit(broker, kind="nobody", user_id=user)["task_id"]
+        await ws.collect(lambda f: f.get("task_id") == q)
+        await ws.send_json({"type": "cancel", "task_id": q})
+        f = await ws.recv_task()
+        assert (f["task_id"], f["status"]) == (q, "cancelled"), f
+        # malformed cancels are bad_request, still no close
+        await ws.send_json({"type": "cancel"})
+        e = await ws.recv()
+        assert e["type"] == "error" and e["code"] == "bad_request", e
+        w.close()
+
+    tc.run(main)
+
+
+def test_browser_cancel_without_jobs_endpoint_is_unavailable(tc):
+    broker = tc.broker()
+    gw = tc.gateway(broker, args=["--jobs", "tcp://127.0.0.1:9"])  # nobody there
+
+    async def main():
+        ws = await tc.connect(gw, "u1")
+        await ws.send_json({"type": "cancel", "task_id": "t1"})
+        e = await ws.recv(timeout=10)
+        assert e["type"] == "error" and e["code"] == "unavailable", e
+
+    tc.run(main)
