@@ -23,6 +23,7 @@
 #ifndef TC_BROKER_H
 #define TC_BROKER_H
 
+#include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -477,9 +478,12 @@ struct broker {
 /* ---------------------------------------------------------------- jobs */
 
 /*  jobs.c: the jobs endpoint (submit, cancel, the pool workers). */
+#define BK_JOBS_HIST 12 /* histogram buckets: <= 1, 4, 16, ... 4^10 ms, more */
 typedef struct bk_jobs_stats {
     uint64_t submitted, duplicates, refused, dispatched, succeeded, failed, cancelled, retried,
         workers_lost;
+    uint64_t queued_hist[BK_JOBS_HIST], running_hist[BK_JOBS_HIST]; /* ms, per dispatch / end */
+    uint64_t queued_ms_sum, running_ms_sum;
 } bk_jobs_stats_t;
 
 /*  At most max_queued jobs queued over all kinds (queue_full past it). */
@@ -491,6 +495,10 @@ int bk_jobs_drain(broker_t *bk, int max);
  *  to be called next (monotonic ms). */
 int64_t bk_jobs_tick(broker_t *bk, int64_t now_ms);
 const bk_jobs_stats_t *bk_jobs_stats(const bk_jobs_t *self);
+/*  The jobs' metrics as flat pairs for the stats answer (sync.c): how many,
+ *  then packing them. */
+uint32_t bk_jobs_stats_pairs(const bk_jobs_t *self);
+void bk_jobs_pack_stats(const bk_jobs_t *self, msgpack_packer *pk);
 
 /*  Runs the event loop until SIGINT/SIGTERM or a fatal error. */
 void bk_loop_run(broker_t *bk);

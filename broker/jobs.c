@@ -42,6 +42,15 @@
 
 /* ---------------------------------------------------------------- setup */
 
+static uint64_t
+s_count_delayed(const bk_jobs_t *self)
+{
+    uint64_t n = 0;
+    for (const bk_job_t *j = self->dhead; j; j = j->next)
+        n++;
+    return n;
+}
+
 bk_jobs_t *
 bk_jobs_new(uint32_t max_queued)
 {
@@ -102,6 +111,62 @@ bk_jobs_stats(const bk_jobs_t *self)
     return &self->stats;
 }
 
+#define S_FIXED_PAIRS 13
+
+uint32_t
+bk_jobs_stats_pairs(const bk_jobs_t *self)
+{
+    return S_FIXED_PAIRS + (uint32_t)strmap_size(self->kinds) + 2 * (BK_JOBS_HIST + 1);
+}
+
+static void
+s_pack_hist(msgpack_packer *pk, const char *name, const uint64_t *hist, uint64_t sum)
+{
+    char key[64];
+    uint64_t le = 1, cumulative = 0;
+    for (int b = 0; b < BK_JOBS_HIST; b++, le *= 4) {
+        cumulative += hist[b];
+        if (b < BK_JOBS_HIST - 1)
+            snprintf(key, sizeof key, "%s_ms_le_%llu", name, (unsigned long long)le);
+        else
+            snprintf(key, sizeof key, "%s_ms_le_inf", name);
+        wire_pack_kv_u64(pk, key, cumulative);
+    }
+    snprintf(key, sizeof key, "%s_ms_sum", name);
+    wire_pack_kv_u64(pk, key, sum);
+}
+
+void
+bk_jobs_pack_stats(const bk_jobs_t *self, msgpack_packer *pk)
+{
+    const bk_jobs_stats_t *st = &self->stats;
+    uint32_t running = 0, workers = 0;
+    for (const bk_jworker_t *w = self->whead; w; w = w->next, workers++)
+        running += w->running;
+    wire_pack_kv_u64(pk, "jobs_queued", self->queued);
+    wire_pack_kv_u64(pk, "jobs_running", running);
+    wire_pack_kv_u64(pk, "jobs_workers", workers);
+    wire_pack_kv_u64(pk, "jobs_submitted", st->submitted);
+    wire_pack_kv_u64(pk, "jobs_duplicates", st->duplicates);
+    wire_pack_kv_u64(pk, "jobs_refused", st->refused);
+    wire_pack_kv_u64(pk, "jobs_dispatched", st->dispatched);
+    wire_pack_kv_u64(pk, "jobs_succeeded", st->succeeded);
+    wire_pack_kv_u64(pk, "jobs_failed", st->failed);
+    wire_pack_kv_u64(pk, "jobs_cancelled", st->cancelled);
+    wire_pack_kv_u64(pk, "jobs_retried", st->retried);
+    wire_pack_kv_u64(pk, "jobs_workers_lost", st->workers_lost);
+    wire_pack_kv_u64(pk, "jobs_delayed", s_count_delayed(self));
+    size_t pos = 0;
+    const bk_jkind_t *k;
+    char key[BK_JOBS_KIND_MAX + 32];
+    while ((k = strmap_next(self->kinds, &pos)) != NULL) {
+        snprintf(key, sizeof key, "jobs_queued_kind_%s", k->name);
+        wire_pack_kv_u64(pk, key, k->queued);
+    }
+    s_pack_hist(pk, "jobs_queued", st->queued_hist, st->queued_ms_sum);
+    s_pack_hist(pk, "jobs_running", st->running_hist, st->running_ms_sum);
+}
+
 /* ---------------------------------------------------------------- queue and dispatch */
 
 bk_jkind_t *
@@ -121,11 +186,26 @@ bk_job_kind(bk_jobs_t *self, const char *name, size_t len)
     return k;
 }
 
+/*  Counts ms in a histogram of BK_JOBS_HIST buckets (<= 4^i ms, the last
+ *  for more). */
+static void
+s_observe(uint64_t *hist, uint64_t *sum, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    int b = 0;
+    for (int64_t le = 1; b < BK_JOBS_HIST - 1 && ms > le; le *= 4)
+        b++;
+    hist[b]++;
+    *sum += (uint64_t)ms;
+}
+
 void
 bk_job_enqueue(bk_jobs_t *self, bk_job_t *j)
 {
     j->state = BK_JOB_QUEUED;
     j->worker = NULL;
+    j->since_ms = clock_mono_ms();
     DLIST_APPEND(j->kind->head, j->kind->tail, j, prev, next);
     j->kind->queued++;
     self->queued++;
@@ -187,6 +267,8 @@ bk_job_dispatch_kind(broker_t *bk, bk_jkind_t *k)
         j->worker = w;
         j->attempt++;
         j->due_ms = bk->now_ms + (int64_t)j->timeout_s * 1000 + BK_JOBS_TIMEOUT_SLACK_MS;
+        s_observe(self->stats.queued_hist, &self->stats.queued_ms_sum, bk->now_ms - j->since_ms);
+        j->since_ms = bk->now_ms;
         w->running++;
         w->dispatch_ms = bk->now_ms;
         /* dispatch order among workers of equal age: move it to the tail */
@@ -236,6 +318,9 @@ bk_job_finish(broker_t *bk, bk_job_t *j, const char *status, const char *reason,
     if (rc != 0)
         log_error(&bk->log, "job %s: its %s event was refused: %s: %s", bk_job_tid(j), status,
                   why.code, why.detail);
+    if (j->state == BK_JOB_RUNNING || j->state == BK_JOB_CANCELLING)
+        s_observe(bk->jobs->stats.running_hist, &bk->jobs->stats.running_ms_sum,
+                  clock_mono_ms() - j->since_ms);
     if (strcmp(status, "succeeded") == 0)
         bk->jobs->stats.succeeded++;
     else if (strcmp(status, "cancelled") == 0)

@@ -60,6 +60,7 @@ struct bk_job {
     bk_jstate_t state;
     uint32_t attempt, max_retries, timeout_s;
     int64_t due_ms; /* DELAYED: queued again; RUNNING: backstop; CANCELLING: give up */
+    int64_t since_ms; /* QUEUED: when it was queued; RUNNING: when it was dispatched */
     uint8_t *args;
     uint32_t args_len;
     uint16_t tid_len;

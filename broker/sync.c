@@ -87,7 +87,8 @@ s_answer_stats(broker_t *bk, bk_zmsg_t *m, size_t envelope, uint64_t req)
     msgpack_packer pk;
     buf_reset(&bk->scratch);
     msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
-    wire_pack_stats_begin(&pk, req, bk->journal ? 15 : 14);
+    wire_pack_stats_begin(&pk, req, (bk->journal ? 15 : 14) +
+                                        (bk->jobs ? bk_jobs_stats_pairs(bk->jobs) : 0));
     wire_pack_kv_str(&pk, "epoch", st->epoch, strlen(st->epoch));
     wire_pack_kv_str(&pk, "boot", bk->boot, strlen(bk->boot));
     wire_pack_kv_u64(&pk, "uptime_s", (uint64_t)(clock_mono_ms() - bk->started_ms) / 1000);
@@ -104,6 +105,8 @@ s_answer_stats(broker_t *bk, bk_zmsg_t *m, size_t envelope, uint64_t req)
     wire_pack_kv_u64(&pk, "heartbeat_ms", TOPIC_HEARTBEAT_MS);
     if (bk->journal)
         wire_pack_kv_u64(&pk, "journal_bytes", bk_journal_size(bk->journal));
+    if (bk->jobs)
+        bk_jobs_pack_stats(bk->jobs, &pk);
     buf_t *out = s_out(m->peer, envelope);
     if (out)
         zmtp_put_frame(out, bk->scratch.data, bk->scratch.len, 0);

@@ -431,3 +431,37 @@ def test_browser_cancel_without_jobs_endpoint_is_unavailable(tc):
         assert e["type"] == "error" and e["code"] == "unavailable", e
 
     tc.run(main)
+
+
+def test_jobs_metrics_in_the_brokers_stats(tc):
+    """Queue depth per kind, running jobs, outcomes, and histograms of the
+    time queued and the time running (cumulative buckets in ms)."""
+    import json
+    broker = tc.broker()
+    user = uid()
+    for _ in range(2):
+        submit(broker, kind="render", user_id=user)
+    submit(broker, kind="thumb", user_id=user)
+
+    def stats():
+        p = tc.cli("stats", "--sync", broker.sync)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    s = stats()
+    assert (s["jobs_queued"], s["jobs_queued_kind_render"], s["jobs_queued_kind_thumb"]) == \
+        (3, 2, 1), s
+    assert s["jobs_submitted"] == 3 and s["jobs_running"] == 0, s
+    w = PoolWorker(broker, ["render"], concurrency=2)
+    a, b = w.job(), w.job()
+    time.sleep(0.05)
+    w.report("done", a, status="succeeded")
+    w.report("done", b, status="failed", reason="exit_status")
+    w.quiet(0.3)
+    s = stats()
+    assert (s["jobs_queued"], s["jobs_queued_kind_render"], s["jobs_running"]) == (1, 0, 0), s
+    assert (s["jobs_dispatched"], s["jobs_succeeded"], s["jobs_failed"]) == (2, 1, 1), s
+    assert s["jobs_workers"] == 1, s
+    assert s["jobs_queued_ms_le_inf"] == 2 and s["jobs_running_ms_le_inf"] == 2, s
+    assert s["jobs_running_ms_le_1"] < 2 and s["jobs_running_ms_sum"] >= 50, s
+    w.close()
