@@ -500,6 +500,17 @@ const bk_jobs_stats_t *bk_jobs_stats(const bk_jobs_t *self);
 uint32_t bk_jobs_stats_pairs(const bk_jobs_t *self);
 void bk_jobs_pack_stats(const bk_jobs_t *self, msgpack_packer *pk);
 
+/*  Replays a journal record of jobs (persist.c): 0, -1 if it is damaged, 1
+ *  if kind is not a job record. */
+int bk_jobs_replay(broker_t *bk, int kind, const uint8_t *body, size_t len);
+/*  After the replay: queued jobs queued again, running ones waiting for
+ *  their workers. */
+void bk_jobs_restored(broker_t *bk, int64_t now_ms);
+/*  A 'J' for every live job, into a compaction's new journal. */
+int bk_jobs_write_all(broker_t *bk, bk_journal_t *out);
+/*  What became durable may be dispatched now (after the syncer's report). */
+void bk_jobs_dispatch(broker_t *bk);
+
 /*  Runs the event loop until SIGINT/SIGTERM or a fatal error. */
 void bk_loop_run(broker_t *bk);
 

@@ -260,7 +260,7 @@ bk_job_dispatch_kind(broker_t *bk, bk_jkind_t *k)
 {
     bk_jobs_t *self = bk->jobs;
     bk_jworker_t *w;
-    while (k->head && (w = s_pick(self, k)) != NULL) {
+    while (k->head && bk_job_durable(bk, k->head) && (w = s_pick(self, k)) != NULL) {
         bk_job_t *j = k->head;
         s_dequeue(self, j);
         j->state = BK_JOB_RUNNING;
@@ -269,6 +269,7 @@ bk_job_dispatch_kind(broker_t *bk, bk_jkind_t *k)
         j->due_ms = bk->now_ms + (int64_t)j->timeout_s * 1000 + BK_JOBS_TIMEOUT_SLACK_MS;
         s_observe(self->stats.queued_hist, &self->stats.queued_ms_sum, bk->now_ms - j->since_ms);
         j->since_ms = bk->now_ms;
+        bk_job_persist(bk, j); /* running, this attempt */
         w->running++;
         w->dispatch_ms = bk->now_ms;
         /* dispatch order among workers of equal age: move it to the tail */
@@ -329,6 +330,7 @@ bk_job_finish(broker_t *bk, bk_job_t *j, const char *status, const char *reason,
         bk->jobs->stats.failed++;
     log_info(&bk->log, "job %s %s%s%s", bk_job_tid(j), status, reason ? ": " : "",
              reason ? reason : "");
+    bk_job_persist_gone(bk, j);
     s_drop(bk->jobs, j);
 }
 
@@ -361,6 +363,7 @@ s_lost(broker_t *bk, bk_job_t *j, const char *why)
     j->state = BK_JOB_DELAYED;
     j->due_ms = bk->now_ms + backoff;
     DLIST_APPEND(self->dhead, self->dtail, j, prev, next);
+    bk_job_persist(bk, j); /* queued again, this attempt counted */
     self->stats.retried++;
     bk_jwhy_t w;
     if (bk_job_emit(bk, j, "queued", why, strlen(why), NULL, 0, NULL, NULL, NULL, NULL, &w) != 0)
@@ -471,10 +474,16 @@ static bk_job_t *
 s_its_job(bk_jobs_t *self, bk_jworker_t *w, const mp_value_t *tid, uint64_t attempt)
 {
     bk_job_t *j = tid->type == MP_STR ? strmap_get(self->jobs, tid->v.s.p, tid->v.s.len) : NULL;
-    if (!j || j->worker != w || (attempt && attempt != j->attempt) ||
+    if (!j || (attempt && attempt != j->attempt) ||
         (j->state != BK_JOB_RUNNING && j->state != BK_JOB_CANCELLING))
         return NULL;
-    return j;
+    if (!j->worker && attempt == j->attempt) {
+        /* running when the broker restarted (jobs_persist.c): its worker is back */
+        j->worker = w;
+        w->running++;
+        j->due_ms = clock_mono_ms() + (int64_t)j->timeout_s * 1000 + BK_JOBS_TIMEOUT_SLACK_MS;
+    }
+    return j->worker == w ? j : NULL;
 }
 
 /*  started, progress, done, release from worker w. */
@@ -556,6 +565,7 @@ s_report(broker_t *bk, bk_jworker_t *w, const mp_value_t *type, mp_reader_t *r, 
             return;
         }
         bk_job_enqueue(bk->jobs, j);
+        bk_job_persist(bk, j);
         if (bk_job_emit(bk, j, "queued", "handed back by its worker", 25, NULL, 0, NULL, NULL, NULL,
                         NULL, &why) != 0)
             log_warn(&bk->log, "job %s: queued refused: %s", bk_job_tid(j), why.detail);
@@ -626,6 +636,30 @@ s_message(broker_t *bk, bk_zmsg_t *m)
                       "type must be submit, cancel, or a pool worker's message", 0, 0);
 }
 
+/*  Writes what was recorded (events, job records) to the journal; then what
+ *  became durable may be dispatched, and its records written too. */
+static void
+s_flush(broker_t *bk)
+{
+    for (int pass = 0; pass < 2 && !bk->stop; pass++) {
+        if (bk_commit_flush(bk) != 0) {
+            log_error(&bk->log, "journal write failed: %s; stopping", strerror(errno));
+            bk->stop = 1;
+            bk->exit_code = 1;
+            return;
+        }
+        if (pass == 0)
+            s_dispatch(bk);
+    }
+}
+
+void
+bk_jobs_dispatch(broker_t *bk)
+{
+    if (bk->jobs)
+        s_dispatch(bk);
+}
+
 int
 bk_jobs_drain(broker_t *bk, int max)
 {
@@ -638,11 +672,8 @@ bk_jobs_drain(broker_t *bk, int max)
         s_message(bk, &m);
         n++;
     }
-    if (n && bk_commit_flush(bk) != 0) {
-        log_error(&bk->log, "journal write failed: %s; stopping", strerror(errno));
-        bk->stop = 1;
-        bk->exit_code = 1;
-    }
+    if (n)
+        s_flush(bk);
     return n;
 }
 
@@ -691,6 +722,12 @@ bk_jobs_tick(broker_t *bk, int64_t now)
             late[n++] = j;
     for (size_t i = 0; i < n; i++) {
         j = late[i];
+        if (!j->worker) { /* running when the broker restarted; no worker came back for it */
+            bk_jwhy_t why;
+            (void)why;
+            s_lost(bk, j, "its worker did not come back after the broker restarted");
+            continue;
+        }
         bk_job_send_cancel(j);
         if (j->state == BK_JOB_CANCELLING)
             bk_job_finish(bk, j, "cancelled", NULL, "its worker did not confirm the cancel", 37,
@@ -698,11 +735,6 @@ bk_jobs_tick(broker_t *bk, int64_t now)
         else
             bk_job_finish(bk, j, "failed", "timeout", "the job ran past its timeout_s", 30, NULL);
     }
-    s_dispatch(bk);
-    if (bk_commit_flush(bk) != 0) {
-        log_error(&bk->log, "journal write failed: %s; stopping", strerror(errno));
-        bk->stop = 1;
-        bk->exit_code = 1;
-    }
+    s_flush(bk);
     return next;
 }

@@ -29,6 +29,10 @@
 #define BK_JOBS_TIMEOUT_MAX      604800
 #define BK_JOBS_RETRIES_DEFAULT  3
 #define BK_JOBS_RETRIES_MAX      100
+#define BK_JOBS_IDEM_KEY_MAX     (EVENT_PRODUCER_MAX + 24)
+/*  A job running when the broker restarted waits this long for a worker to
+ *  report on it (workers reconnect within their liveness period). */
+#define BK_JOBS_ORPHAN_MS (BK_JOBS_HEARTBEAT_MS * BK_JOBS_LIVENESS * 2)
 
 typedef struct bk_jkind bk_jkind_t;
 typedef struct bk_jworker bk_jworker_t;
@@ -59,8 +63,11 @@ struct bk_job {
     bk_jworker_t *worker; /* BK_JOB_RUNNING, BK_JOB_CANCELLING */
     bk_jstate_t state;
     uint32_t attempt, max_retries, timeout_s;
-    int64_t due_ms; /* DELAYED: queued again; RUNNING: backstop; CANCELLING: give up */
+    int64_t due_ms;   /* DELAYED: queued again; RUNNING: backstop; CANCELLING: give up */
     int64_t since_ms; /* QUEUED: when it was queued; RUNNING: when it was dispatched */
+    uint64_t lsn;     /* journal position of its last 'J' (jobs_persist.c) */
+    uint8_t idem_len; /* its submit's (producer, pseq) key, 0: none */
+    char idem[BK_JOBS_IDEM_KEY_MAX];
     uint8_t *args;
     uint32_t args_len;
     uint16_t tid_len;
@@ -80,6 +87,7 @@ struct bk_jobs {
     strmap_t *peers; /* peer pointer -> bk_jworker_t */
     bk_jworker_t *whead, *wtail;
     bk_job_t *dhead, *dtail; /* delayed retries */
+    bk_job_t *rhead, *rtail; /* while the journal is replayed, in record order */
     uint32_t queued, max_queued;
     int64_t next_beat_ms;
     strmap_t *idem; /* key -> bk_jidem_t */
@@ -146,7 +154,17 @@ void bk_job_dispatch_kind(broker_t *bk, bk_jkind_t *k);
 void bk_job_finish(broker_t *bk, bk_job_t *j, const char *status, const char *reason,
                    const char *message, size_t mlen, const bk_jraw_t *result);
 
+/* jobs_persist.c */
+/*  Appends j's 'J' record (its current state) and notes its lsn. */
+void bk_job_persist(broker_t *bk, bk_job_t *j);
+/*  Appends j's 'K' record (it ended). */
+void bk_job_persist_gone(broker_t *bk, const bk_job_t *j);
+/*  1 if j's last record may be acknowledged (--fsync): it may be dispatched. */
+int bk_job_durable(const broker_t *bk, const bk_job_t *j);
+
 /* jobs_submit.c */
+/*  Remembers a submit's idempotency key for the job task id. */
+void bk_job_remember(bk_jobs_t *self, const char *key, size_t klen, const char *tid, size_t tlen);
 void bk_job_submit(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs);
 void bk_job_cancel(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs);
 

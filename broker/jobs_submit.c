@@ -147,8 +147,8 @@ s_idem_key(const s_submit_t *s, char *key, size_t cap)
     return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
-static void
-s_idem_put(bk_jobs_t *self, const char *key, size_t klen, const char *tid, size_t tlen)
+void
+bk_job_remember(bk_jobs_t *self, const char *key, size_t klen, const char *tid, size_t tlen)
 {
     bk_jidem_t *e = self->ring[self->ring_next];
     if (e)
@@ -280,11 +280,18 @@ bk_job_submit(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
             return;
         }
     }
+    if (klen && klen <= sizeof j->idem) {
+        memcpy(j->idem, key, klen);
+        j->idem_len = (uint8_t)klen;
+    }
+    j->state = BK_JOB_QUEUED;
+    bk_job_persist(bk, j); /* before its queued event: the answer waits for both */
     buf_t answer;
     buf_init(&answer);
     s_pack_accepted(&answer, bk_job_tid(j), j->tid_len, &s, 0);
     if (bk_job_emit(bk, j, "queued", NULL, 0, NULL, 0, NULL, NULL, peer, &answer, &why) != 0) {
         buf_free(&answer);
+        bk_job_persist_gone(bk, j); /* its 'J' is in the journal: undone */
         bk_job_refuse(bk, peer, why.code, why.detail, s.has_pseq, s.pseq);
         bk_job_free(j);
         return;
@@ -292,11 +299,12 @@ bk_job_submit(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
     buf_free(&answer);
     if (strmap_put(self->jobs, j->ids, j->tid_len, j) != 0) {
         log_error(&bk->log, "out of memory for job %s", bk_job_tid(j)); /* its task stays queued */
+        bk_job_persist_gone(bk, j);
         bk_job_free(j);
         return;
     }
     if (klen)
-        s_idem_put(self, key, klen, bk_job_tid(j), j->tid_len);
+        bk_job_remember(self, key, klen, bk_job_tid(j), j->tid_len);
     bk_job_enqueue(self, j);
     self->stats.submitted++;
     log_info(&bk->log, "job %s submitted: kind %s, user %s", bk_job_tid(j), kind->name,

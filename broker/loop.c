@@ -127,6 +127,8 @@ s_fd_event(broker_t *bk, s_loop_t *l, int tag)
     case S_FD_SYNCER:
         bk->now_ms = clock_mono_ms();
         bk_commit_synced(bk);
+        bk_jobs_dispatch(bk); /* jobs whose records are now on disk */
+        (void)bk_commit_flush(bk);
         break;
     }
 }

@@ -164,6 +164,13 @@ s_replay(void *arg, int kind, const uint8_t *body, size_t len, char *err, size_t
         snprintf(err, errlen, "a record does not hold a readable event");
         return -1;
     }
+    int jrc = bk->jobs ? bk_jobs_replay(bk, kind, body, len) : 1;
+    if (jrc == 0)
+        return 0;
+    if (jrc < 0) {
+        snprintf(err, errlen, "a job record cannot be read");
+        return -1;
+    }
     snprintf(err, errlen, "unknown record kind %d (a journal from a newer taskcast?)", kind);
     return -1;
 }
@@ -192,6 +199,8 @@ bk_persist_open(broker_t *bk, const char *path, uint32_t dedup_window, char *err
         log_info(&bk->log, "journal %s created", path);
         return 0;
     }
+    if (bk->jobs)
+        bk_jobs_restored(bk, r.now);
     if (dropped)
         log_warn(&bk->log,
                  "journal %s: cut off %" PRIu64 " bytes of a torn or damaged last record "
@@ -287,7 +296,9 @@ s_write_all(void *arg, bk_journal_t *out)
     for (size_t i = 0; i < c->nended; i++) /* recorded at = when it ended, wall clock */
         s_append_event(out, S_REC_STATE, c->ended[i]->blob, NULL,
                        c->wall - (c->now - c->ended[i]->ended_ms));
-    return bk_state_each_history(&c->bk->state, s_write_history, c);
+    if (bk_state_each_history(&c->bk->state, s_write_history, c) != 0)
+        return -1;
+    return c->bk->jobs ? bk_jobs_write_all(c->bk, out) : 0;
 }
 
 uint64_t

@@ -465,3 +465,67 @@ def test_jobs_metrics_in_the_brokers_stats(tc):
     assert s["jobs_queued_ms_le_inf"] == 2 and s["jobs_running_ms_le_inf"] == 2, s
     assert s["jobs_running_ms_le_1"] < 2 and s["jobs_running_ms_sum"] >= 50, s
     w.close()
+
+
+@pytest.mark.parametrize("policy", ["batch", "never"])
+def test_sigkill_broker_loses_no_queued_or_running_job(tc, policy):
+    """kill -9 the broker (journal on) with jobs queued and running: after
+    the restart every queued job is dispatched, the running one is adopted by
+    its worker when it reports, nothing runs twice once acknowledged done,
+    and the idempotency of submits survives."""
+    journal = tc.tmp / "journal.bin"
+    args = ["--journal", str(journal), "--fsync", policy]
+    broker = tc.broker(args=args)
+    user = uid()
+    sub = [submit(broker, kind="k", user_id=user, producer="backend", pseq=i, args={"n": i})
+           for i in range(4)]
+    tids = [a["task_id"] for a in sub]
+    w = PoolWorker(broker, ["k"], concurrency=1, name="w1")
+    running = w.job()
+    assert running["task_id"] == tids[0]
+    w.report("started", running)
+    w.quiet(0.3)
+    broker.kill()
+    w.close()
+    broker = broker.restart(args=args)
+    assert "1 running jobs restored" in broker.log() and "3 queued" in broker.log(), broker.log()
+    # a resend of a submit that was answered: the same job, not a new one
+    again = submit(broker, kind="k", user_id=user, producer="backend", pseq=1, args={"n": 1})
+    assert again == {"ok": True, "task_id": tids[1], "pseq": 1, "duplicate": True}, again
+    # the worker comes back (a new connection) and reports on its running job
+    w = PoolWorker(broker, ["k"], concurrency=2, name="w1")
+    w.report("done", running, status="succeeded")  # adopted: attempt 1 matches
+    done = {tids[0]: 1}
+    got = []
+    for _ in range(3):
+        j = w.job()
+        assert j["attempt"] == 1, j
+        got.append(j["task_id"])
+        w.report("done", j, status="succeeded")
+    assert got == tids[1:], got  # the queue kept its order
+    w.quiet(1.0)  # nothing more: none ran twice
+    for t in got:
+        done[t] = done.get(t, 0) + 1
+    assert done == {t: 1 for t in tids}, done
+    w.close()
+    # all finished: after one more restart, nothing comes back
+    broker.stop()
+    broker = broker.restart(args=args)
+    assert "jobs restored" not in broker.log(), broker.log()
+
+
+def test_running_job_whose_worker_never_returns_is_retried_after_restart(tc):
+    journal = tc.tmp / "journal.bin"
+    args = ["--journal", str(journal)]
+    broker = tc.broker(args=args)
+    user = uid()
+    tid = submit(broker, kind="k", user_id=user)["task_id"]
+    w = PoolWorker(broker, ["k"], name="gone")
+    assert w.job()["task_id"] == tid
+    broker.kill()
+    w.close()
+    broker = broker.restart(args=args)
+    other = PoolWorker(broker, ["k"], name="other")
+    j = other.job(timeout=15)  # after the orphan grace (6 s) and the backoff
+    assert (j["task_id"], j["attempt"]) == (tid, 2), j
+    other.close()
