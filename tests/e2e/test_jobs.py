@@ -13,6 +13,7 @@ each worker's concurrency; idempotent submits; refusals (bad fields,
 queue_full) with clear codes, the broker healthy after them.
 """
 import time
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -529,3 +530,39 @@ def test_running_job_whose_worker_never_returns_is_retried_after_restart(tc):
     j = other.job(timeout=15)  # after the orphan grace (6 s) and the backoff
     assert (j["task_id"], j["attempt"]) == (tid, 2), j
     other.close()
+
+
+def test_python_client_submits_cancels_and_publishes(tc):
+    """clients/python (written from the protocol): submit, idempotent
+    resend after a lost answer, cancel, refusal as an exception, events."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python"))
+    import taskcast
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user = uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        with taskcast.Jobs(broker.jobs) as jobs:
+            tid = jobs.submit("render", user, args={"frames": 1}, timeout_s=30)
+            f = await ws.recv_task()
+            assert (f["task_id"], f["status"]) == (tid, "queued"), f
+            assert jobs.cancel(tid, user) == "queued"
+            f = await ws.recv_task()
+            assert f["status"] == "cancelled", f
+            with pytest.raises(taskcast.Refused) as e:
+                jobs.cancel(tid, user)
+            assert e.value.code == "not_found"
+            with pytest.raises(taskcast.Refused) as e:
+                jobs.submit("bad kind", user)
+            assert e.value.code == "invalid_value"
+        with taskcast.Events(broker.ingest) as events:
+            seq = events.publish("t-py", user, "running", progress=5)
+            f = await ws.recv_task()
+            assert (f["task_id"], f["seq"], f["progress"]) == ("t-py", seq, 5), f
+        with taskcast.Jobs("tcp://127.0.0.1:9", timeout=0.1, retries=1) as nobody:
+            with pytest.raises(taskcast.NoAnswer):
+                nobody.submit("k", user)
+
+    tc.run(main)
