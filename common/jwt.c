@@ -196,6 +196,7 @@ s_read_claims(const char *part, size_t partlen, int64_t now_s, jwt_claims_t *c)
         return JWT_NOT_YET_VALID;
     int r = json_object_get(text, toks, 0, "role");
     c->admin = r >= 0 && json_string_eq(text, &toks[r], "admin");
+    c->service = r >= 0 && json_string_eq(text, &toks[r], "service");
     return JWT_OK;
 }
 

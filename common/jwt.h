@@ -44,7 +44,8 @@ typedef struct jwt_claims {
     int64_t exp; /* seconds since the Unix epoch */
     int has_nbf, has_iat;
     int64_t nbf, iat;
-    int admin; /* role == "admin" */
+    int admin;   /* role == "admin" */
+    int service; /* role == "service": a backend acting for any user (job submits) */
 } jwt_claims_t;
 
 /*  Sets up keys from configuration text: secret is the raw bytes of the value

@@ -31,10 +31,13 @@
     X(BAD_MESSAGE, 0, 400, "bad_request",                                                          \
       "unknown message; understood: {\"type\":\"ping\"}, "                                         \
       "{\"type\":\"cancel\",\"task_id\":\"...\"}")                                                 \
+    X(BAD_SUBMIT, 0, 400, "bad_request",                                                           \
+      "a submit is a JSON object: kind, and args, task_id, timeout_s, max_retries, user_id")       \
     X(CANCEL_REFUSED, 0, 404, "not_found", "no queued or running job of yours has this task_id")   \
     X(JOBS_UNAVAILABLE, 0, 503, "unavailable",                                                     \
       "the broker's jobs endpoint did not answer; try again later")                                \
     X(METHOD, 0, 405, "method_not_allowed", "only GET is served")                                  \
+    X(METHOD_POST, 0, 405, "method_not_allowed", "this route takes POST")                          \
     X(UPGRADE_REQUIRED, 0, 426, "upgrade_required",                                                \
       "this route is a WebSocket: connect with ws:// and ?token=")                                 \
     X(NOT_WEBSOCKET, 0, 400, "bad_request", "only WebSocket upgrades")

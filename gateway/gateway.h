@@ -50,8 +50,9 @@
 
 /* ---------------------------------------------------------------- limits */
 
-#define GW_CLIENT_MSG_MAX  512          /* bytes a browser may send in one message */
-#define GW_RX_BUFFER       64           /* lws's receive buffer per connection: bigger
+#define GW_CLIENT_MSG_MAX 512 /* bytes a browser may send in one message */
+#define GW_RX_BUFFER                                                                               \
+    64                                  /* lws's receive buffer per connection: bigger             \
                                            messages arrive in pieces (session.c) */
 #define GW_TX_PACKET_MAX   (512 * 1024) /* one send() may carry a whole frame */
 #define GW_RING_MAX        4096         /* events kept per user for its sessions */
@@ -75,13 +76,13 @@ typedef enum {
 } gw_user_state_t;
 
 struct gw_user {
-    gw_ring_t ring;            /* its rendered events; the cursors are its sessions */
-    gw_user_t *qprev, *qnext;  /* the join, confirm or leave queue its state says */
-    uint64_t confirm_n;        /* the confirmation that covers its subscription */
-    uint64_t last_seq;         /* highest seq seen live */
-    gw_frame_t *hello;         /* hello frame for the current epoch, NULL until known */
-    uint32_t gen;              /* epoch generation: bumps when the epoch changes */
-    uint8_t state;             /* gw_user_state_t */
+    gw_ring_t ring;           /* its rendered events; the cursors are its sessions */
+    gw_user_t *qprev, *qnext; /* the join, confirm or leave queue its state says */
+    uint64_t confirm_n;       /* the confirmation that covers its subscription */
+    uint64_t last_seq;        /* highest seq seen live */
+    gw_frame_t *hello;        /* hello frame for the current epoch, NULL until known */
+    uint32_t gen;             /* epoch generation: bumps when the epoch changes */
+    uint8_t state;            /* gw_user_state_t */
     uint8_t epoch_len;
     uint8_t id_len;
     char epoch[EVENT_EPOCH_MAX + 1];
@@ -110,6 +111,7 @@ struct gw_session {
     gw_frame_t *ctl;             /* control frame to send next (hello or error) */
     char *resume_epoch;          /* epoch asked by the client, NULL if none */
     char *rx;                    /* a client message arriving in pieces, NULL if none */
+    struct gw_submit *submit;    /* POST /api/v1/jobs being served (jobs.c), or NULL */
     int64_t connected_ms;        /* wall clock */
     int64_t wait_since_ms;       /* when this session began waiting to sync */
     int64_t req_sent_ms;
@@ -120,7 +122,7 @@ struct gw_session {
     uint8_t state; /* gw_state_t */
     uint8_t pongs; /* pongs owed */
     uint8_t has_since;
-    uint8_t queued; /* 0, GW_Q_SYNC or GW_Q_WAKE */
+    uint8_t queued;    /* 0, GW_Q_SYNC or GW_Q_WAKE */
     uint8_t ping_due;  /* a WebSocket ping is to be sent */
     uint8_t ka_pinged; /* keepalive.c: pinged, no answer yet */
     uint32_t ka_index; /* keepalive.c: heap position + 1, 0 if not in it */
@@ -191,7 +193,7 @@ typedef struct gw_stats {
 
 struct gateway {
     log_t log;
-    const cfg_opt_t *opt; /* the resolved options (main.c's table) */
+    const cfg_opt_t *opt;                      /* the resolved options (main.c's table) */
     const char *fanout_ep, *sync_ep, *jobs_ep; /* the broker's endpoints */
     jwt_keys_t keys;
     char name[128];
@@ -216,12 +218,12 @@ struct gateway {
     gw_zconn_t fanout; /* SUB to the broker's XPUB: user topics, heartbeats, confirmations */
     gw_zconn_t sync;   /* DEALER to the broker's ROUTER: snapshot/replay requests */
     int fanout_ever_up;
-    uint8_t sub_part;                 /* 0: a topic is next, 1: its body, 2: skip to the end */
+    uint8_t sub_part; /* 0: a topic is next, 1: its body, 2: skip to the end */
     uint8_t sub_topic_len;
     char sub_topic[EVENT_USER_ID_MAX + 2 + 64];
-    uint64_t answer_req;              /* the sync answer being read */
+    uint64_t answer_req; /* the sync answer being read */
     uint32_t answer_gen;
-    gw_batch_t *answer_batch;         /* NULL: the rest of the answer is skipped */
+    gw_batch_t *answer_batch; /* NULL: the rest of the answer is skipped */
     char answer_user[EVENT_USER_ID_MAX + 1];
     int broker_up;
     int64_t last_heartbeat_ms;
@@ -308,8 +310,20 @@ void gw_jobs_close(gateway_t *gw);
 void gw_jobs_cancel(gateway_t *gw, gw_session_t *s, const char *task_id, size_t len);
 /*  s is closing: answers for it are dropped. */
 void gw_jobs_forget(gateway_t *gw, gw_session_t *s);
-/*  Cancels unanswered too long are reported unavailable. */
+/*  Cancels and submits unanswered too long are reported unavailable. */
 void gw_jobs_check(gateway_t *gw, int64_t now_ms);
+/*  POST /api/v1/jobs: the request (its token checked) starts; its body
+ *  arrives in pieces; once whole it goes to the broker; the answer is
+ *  written when the connection is writable; a closed one is forgotten. What
+ *  an lws callback returns. */
+int gw_jobs_http_start(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims);
+int gw_jobs_http_body(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *in, size_t len);
+int gw_jobs_http_done(gateway_t *gw, struct lws *wsi, gw_session_t *s);
+int gw_jobs_http_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s);
+void gw_jobs_http_closed(gateway_t *gw, gw_session_t *s);
+/*  Writes an HTTP answer (http.c; ends the transaction). */
+int gw_http_respond(gateway_t *gw, struct lws *wsi, unsigned int code, const char *type,
+                    const char *body, size_t len);
 
 /* ---------------------------------------------------------------- link.c */
 

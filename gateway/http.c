@@ -7,6 +7,8 @@
  *    GET /health                      liveness
  *    GET /ready                       200 only while the broker link is up
  *    GET /metrics                     Prometheus text
+ *    POST /api/v1/jobs                submit a job (Bearer token of the user, or a
+ *                                     service token; jobs.c)
  *    anything else                    404, upgrade or not
  *
  *  Paths are compared whole and exactly: there is no prefix mounting, so
@@ -93,8 +95,14 @@ s_reason(unsigned int code)
     switch (code) {
     case 200:
         return "OK";
+    case 202:
+        return "Accepted";
     case 400:
         return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 409:
+        return "Conflict";
     case 401:
         return "Unauthorized";
     case 404:
@@ -124,9 +132,9 @@ s_reason(unsigned int code)
  *  the answers (a web app shows /ready or its user's status; the token in
  *  the query, not a cookie, is what authorises). Returns what the callback
  *  returns. */
-static int
-s_respond(gateway_t *gw, struct lws *wsi, unsigned int code, const char *type, const char *body,
-          size_t len)
+int
+gw_http_respond(gateway_t *gw, struct lws *wsi, unsigned int code, const char *type,
+                const char *body, size_t len)
 {
     int upgrading = lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) > 0;
     buf_t *b = &gw->scratch;
@@ -152,8 +160,9 @@ s_respond(gateway_t *gw, struct lws *wsi, unsigned int code, const char *type, c
 static int
 s_respond_json(gateway_t *gw, struct lws *wsi, unsigned int code, buf_t *body)
 {
-    int rc =
-        buf_ok(body) ? s_respond(gw, wsi, code, "application/json", body->data, body->len) : -1;
+    int rc = buf_ok(body)
+                 ? gw_http_respond(gw, wsi, code, "application/json", body->data, body->len)
+                 : -1;
     buf_free(body);
     return rc;
 }
@@ -171,18 +180,18 @@ s_respond_error(gateway_t *gw, struct lws *wsi, gw_error_t e, const char *detail
 /* ---------------------------------------------------------------- routes */
 
 static int
-s_health(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
+s_health(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims)
 {
     static const char ok[] = "{\"status\":\"ok\"}";
-    return s_respond(gw, wsi, 200, "application/json", ok, sizeof ok - 1);
+    return gw_http_respond(gw, wsi, 200, "application/json", ok, sizeof ok - 1);
 }
 
 static int
-s_ready(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
+s_ready(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims)
 {
     if (gw->broker_up && !gw->stopping) {
         static const char ready[] = "{\"status\":\"ready\"}";
-        return s_respond(gw, wsi, 200, "application/json", ready, sizeof ready - 1);
+        return gw_http_respond(gw, wsi, 200, "application/json", ready, sizeof ready - 1);
     }
     return s_respond_error(gw, wsi, GW_E_UNAVAILABLE,
                            gw->stopping ? "the gateway is shutting down"
@@ -190,19 +199,20 @@ s_ready(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
 }
 
 static int
-s_metrics(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
+s_metrics(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims)
 {
     buf_t b;
     buf_init(&b);
     gw_status_metrics(gw, &b);
-    int rc = buf_ok(&b) ? s_respond(gw, wsi, 200, "text/plain; version=0.0.4", b.data, b.len) : -1;
+    int rc =
+        buf_ok(&b) ? gw_http_respond(gw, wsi, 200, "text/plain; version=0.0.4", b.data, b.len) : -1;
     buf_free(&b);
     return rc;
 }
 
 /*  The token decides what is shown, and without a valid token nothing is. */
 static int
-s_status(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
+s_status(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims)
 {
     buf_t b;
     buf_init(&b);
@@ -212,26 +222,32 @@ s_status(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
 
 /*  A plain GET of the WebSocket route. */
 static int
-s_ws_plain(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims)
+s_ws_plain(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims)
 {
     return s_respond_error(gw, wsi, GW_E_UPGRADE_REQUIRED, NULL);
 }
 
+/*  POST /api/v1/jobs (jobs.c serves the body and the answer). */
+static int
+s_jobs_submit(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims)
+{
+    return gw_jobs_http_start(gw, wsi, s, claims);
+}
+
 typedef struct {
     const char *path; /* the whole path, or with user_id its prefix */
+    int post;         /* 1: POST, else GET */
     int user_id;      /* 1: path is followed by a valid user id, and that is all */
     int token;        /* 1: the handler runs only with a valid token (else 401) */
-    int (*handler)(gateway_t *gw, struct lws *wsi, const jwt_claims_t *claims);
+    int (*handler)(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims);
 } s_route_t;
 
 /*  Every route there is. Only GET is served (405 otherwise). The WebSocket
  *  route authenticates after its handshake (session.c), never before. */
 static const s_route_t s_routes[] = {
-    {"/health", 0, 0, s_health},
-    {"/ready", 0, 0, s_ready},
-    {"/metrics", 0, 0, s_metrics},
-    {"/api/v1/ws/status", 0, 1, s_status},
-    {S_WS_PREFIX, 1, 0, s_ws_plain},
+    {"/health", 0, 0, 0, s_health},           {"/ready", 0, 0, 0, s_ready},
+    {"/metrics", 0, 0, 0, s_metrics},         {"/api/v1/ws/status", 0, 0, 1, s_status},
+    {"/api/v1/jobs", 1, 0, 1, s_jobs_submit}, {S_WS_PREFIX, 0, 1, 0, s_ws_plain},
 };
 
 static const s_route_t *
@@ -253,6 +269,7 @@ gw_http_request(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *uri
         s->state = GW_S_HTTP;
     gw->stats.http_requests++;
     int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     const char *path = uri ? uri : "";
     const s_route_t *r = s_route(path);
     log_debug(&gw->log, "http %s %s", is_get ? "GET" : "(not GET)", path);
@@ -260,8 +277,8 @@ gw_http_request(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *uri
         gw->stats.not_found++;
         return s_respond_error(gw, wsi, GW_E_NO_ROUTE, NULL);
     }
-    if (!is_get)
-        return s_respond_error(gw, wsi, GW_E_METHOD, NULL);
+    if (r->post ? !is_post : !is_get)
+        return s_respond_error(gw, wsi, r->post ? GW_E_METHOD_POST : GW_E_METHOD, NULL);
     jwt_claims_t claims;
     memset(&claims, 0, sizeof claims);
     if (r->token) {
@@ -272,7 +289,7 @@ gw_http_request(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *uri
             return s_respond_error(gw, wsi, GW_E_UNAUTHORIZED, jwt_status_message(st));
         }
     }
-    return r->handler(gw, wsi, &claims);
+    return r->handler(gw, wsi, s, &claims);
 }
 
 int

@@ -44,10 +44,10 @@ static void s_on_sync_frame(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, s
 int
 gw_link_open(gateway_t *gw)
 {
-    const gw_zconn_spec_t fanout = {"fanout",           gw->fanout_ep,   "SUB",
-                                    "XPUB",             S_FANOUT_FRAME_MAX, s_on_fanout_up,
+    const gw_zconn_spec_t fanout = {"fanout",         gw->fanout_ep,      "SUB",
+                                    "XPUB",           S_FANOUT_FRAME_MAX, s_on_fanout_up,
                                     s_on_fanout_frame};
-    const gw_zconn_spec_t sync = {"sync", gw->sync_ep,      "DEALER",       "ROUTER",
+    const gw_zconn_spec_t sync = {"sync",           gw->sync_ep,  "DEALER",       "ROUTER",
                                   S_SYNC_FRAME_MAX, s_on_sync_up, s_on_sync_frame};
     return gw_zconn_open(gw, &gw->fanout, &fanout) == 0 && gw_zconn_open(gw, &gw->sync, &sync) == 0
                ? 0
@@ -346,8 +346,7 @@ s_answer_event(gateway_t *gw, const uint8_t *data, size_t len)
 }
 
 static void
-s_on_sync_frame(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, size_t len, int first,
-                int more)
+s_on_sync_frame(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, size_t len, int first, int more)
 {
     if (first)
         s_answer_begin(gw, data, len);

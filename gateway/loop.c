@@ -45,6 +45,15 @@ s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         return gw_http_request(gw, wsi, s, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return gw_jobs_http_body(gw, wsi, s, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return gw_jobs_http_done(gw, wsi, s);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return gw_jobs_http_writeable(gw, wsi, s);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        gw_jobs_http_closed(gw, s);
+        return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return gw_http_confirm_upgrade(gw, wsi, in);
     case LWS_CALLBACK_ESTABLISHED: {

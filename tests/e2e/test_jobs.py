@@ -566,3 +566,68 @@ def test_python_client_submits_cancels_and_publishes(tc):
                 nobody.submit("k", user)
 
     tc.run(main)
+
+
+def http_post(port, path, body, token=None, raw=None):
+    import http.client
+    import json
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=RECV_TIMEOUT)
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    c.request("POST", path, body=raw if raw is not None else json.dumps(body), headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, (json.loads(data) if data else None)
+
+
+def test_http_submit_with_the_users_token_or_a_service_token(tc):
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user, other = uid(), uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        st, body = http_post(gw.port, "/api/v1/jobs", {"kind": "render", "args": {"f": [1, 2]}},
+                             token=tc.token(user))
+        assert st == 202 and body["task_id"].startswith("j-"), (st, body)
+        f = await ws.recv_task()
+        assert (f["task_id"], f["status"]) == (body["task_id"], "queued"), f
+        w = PoolWorker(broker, ["render"])
+        job = w.job()
+        assert (job["user_id"], job["args"]) == (user, {"f": [1, 2]}), job
+        # a user's token cannot submit for another user
+        st, e = http_post(gw.port, "/api/v1/jobs", {"kind": "k", "user_id": other},
+                          token=tc.token(user))
+        assert st == 403 and e["code"] == "forbidden", (st, e)
+        # a service token can, for anyone
+        svc = tc.token("backend-1", role="service")
+        st, body = http_post(gw.port, "/api/v1/jobs",
+                             {"kind": "k", "user_id": user, "task_id": "from-backend"}, token=svc)
+        assert (st, body) == (202, {"task_id": "from-backend"}), (st, body)
+        f = await ws.recv_task()
+        assert f["task_id"] == "from-backend", f
+        # refusals
+        st, e = http_post(gw.port, "/api/v1/jobs", {"kind": "k"}, token=None)
+        assert st == 401 and e["code"] == "unauthorized", (st, e)
+        st, e = http_post(gw.port, "/api/v1/jobs", {"kind": "bad kind"}, token=tc.token(user))
+        assert st == 400 and e["code"] == "invalid_value", (st, e)
+        st, e = http_post(gw.port, "/api/v1/jobs", None, raw="[1,", token=tc.token(user))
+        assert st == 400 and e["code"] == "bad_request", (st, e)
+        st, e = http_post(gw.port, "/api/v1/jobs", {"kind": "k", "task_id": "from-backend"},
+                          token=tc.token(user))
+        assert st == 409 and e["code"] == "task_exists", (st, e)
+        st, e = http_post(gw.port, "/api/v1/jobs", None, raw="x" * 100000, token=tc.token(user))
+        assert st == 413, (st, e)
+        # GET on the route: 405; the gateway is healthy after all of it
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=RECV_TIMEOUT)
+        c.request("GET", "/api/v1/jobs")
+        assert c.getresponse().status == 405
+        c.close()
+        await ws.send_json({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"
+        w.close()
+
+    tc.run(main)
