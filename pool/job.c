@@ -404,6 +404,9 @@ s_child_gone(pool_t *p, pool_child_t *c, int64_t now_ms)
         s_stdout(p, c, 0, now_ms);
     s_stdout(p, c, 1, now_ms);
     pool_job_on_stderr(p, c, now_ms);
+    if (c->err_dropped)
+        log_warn(&p->log, "child kind=%s pid=%d: %u stderr lines not logged (over %d/s)",
+                 c->kind->name, (int)c->pid, c->err_dropped, POOL_ERR_RATE);
     char how[64];
     pool_child_describe(c->status, how, sizeof how);
     pool_job_t *job = c->job;

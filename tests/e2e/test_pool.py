@@ -148,6 +148,18 @@ def test_hello_then_a_per_job_child_reports_progress_and_result(pool):
     assert ARGS_SECRET not in log
 
 
+def test_child_stderr_is_logged_bounded_in_rate_and_width(pool):
+    tc, broker = pool
+    w = start_worker(tc, broker)
+    broker.hello()
+    broker.job("e-1", "render", {"steps": 1, "stderr_lines": 300, "stderr_width": 6000})
+    assert broker.run_to_done("e-1")[-1]["status"] == "succeeded"
+    lines = [ln for ln in w.log().splitlines() if ": noise " in ln]
+    assert 50 <= len(lines) <= 100, len(lines)  # at most 100 per second
+    assert all(len(ln) < 4096 + 200 for ln in lines), max(map(len, lines))
+    assert "stderr lines not logged (over 100/s)" in w.log()
+
+
 def test_non_zero_exit_fails_exit_status(pool):
     tc, broker = pool
     start_worker(tc, broker)
