@@ -147,11 +147,6 @@ pool_child_tick(pool_child_t *c, int64_t now_ms)
         s_signal(c, SIGKILL);
         c->kill_at_ms = 0;
     }
-    /* its process group may outlive it: SIGKILL what is left of it */
-    if (c->kill_at_ms && c->exited && now_ms >= c->kill_at_ms) {
-        kill(-c->pid, SIGKILL);
-        c->kill_at_ms = 0;
-    }
 }
 
 void

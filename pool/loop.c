@@ -1,14 +1,15 @@
 /*  loop.c: the worker's one loop. poll() over a signalfd (SIGTERM, SIGINT,
- *  SIGCHLD), a timerfd ticking every S_TICK_MS (heartbeats, liveness,
+ *  SIGCHLD), a timerfd ticking every 50 ms (main.c; heartbeats, liveness,
  *  timeouts, SIGKILLs due), the DEALER's ZMQ_FD, and each child's stdout,
  *  stderr and (while bytes wait for it) stdin. The set is rebuilt every
  *  turn: a handful of descriptors, and no stale pointer survives a turn.
  *
- *  Order within a turn: the children's pipes, then the broker's messages,
- *  then the timer, then signals (reaping frees children, so it comes last).
- *  ZMQ_FD signals edges: the link is drained on every turn, whatever woke
- *  the loop, since a send may have consumed the edge of a message that
- *  arrived meanwhile.
+ *  Order within a turn: the children's pipes, the timer, signals (reaping
+ *  frees children, so it comes after every pipe event of the turn), then
+ *  the broker's messages. ZMQ_FD signals edges: the link is drained at the
+ *  end of every turn, whatever woke the loop, since any send of the turn
+ *  may have consumed the edge of a message that arrived meanwhile; the
+ *  timer is the safety net.
  */
 #include <errno.h>
 #include <poll.h>
@@ -99,17 +100,17 @@ pool_loop_run(pool_t *p)
             else
                 pool_job_on_stdin(p, c, now);
         }
-        pool_link_drain(p, now);
         if (fds[S_TIMER].revents) {
             uint64_t ticks;
             if (read(p->tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
                 log_warn(&p->log, "timerfd: %s", strerror(errno));
             pool_link_tick(p, now);
             pool_job_tick(p, now);
-            pool_link_drain(p, now);
         }
         if (fds[S_SIG].revents)
             s_signals(p, now);
+        /* last: every send of this turn is behind us (see the banner) */
+        pool_link_drain(p, now);
     }
     free(fds);
     free(refs);
