@@ -66,6 +66,10 @@ static void
 s_end(pool_t *p, pool_job_t *job, const char *status, const char *reason, const char *message,
       int64_t now_ms)
 {
+    /* logged first: whoever sees the message finds the line written */
+    log_info(&p->log, "job ended task=%s kind=%s attempt=%llu status=%s%s%s ms=%lld",
+             job->task_id, job->kind, (unsigned long long)job->attempt, status,
+             reason ? " reason=" : "", reason ? reason : "", (long long)(now_ms - job->started_ms));
     if (strcmp(status, "release") == 0) {
         s_send_task(p, JOBS_RELEASE, job->task_id, job->attempt);
     }
@@ -76,9 +80,6 @@ s_end(pool_t *p, pool_job_t *job, const char *status, const char *reason, const 
                        result ? job->result.data : NULL, result ? job->result.len : 0);
         pool_link_send(p);
     }
-    log_info(&p->log, "job ended task=%s kind=%s attempt=%llu status=%s%s%s ms=%lld",
-             job->task_id, job->kind, (unsigned long long)job->attempt, status,
-             reason ? " reason=" : "", reason ? reason : "", (long long)(now_ms - job->started_ms));
     s_drop(p, job);
 }
 
@@ -87,11 +88,11 @@ s_refuse(pool_t *p, const jobs_msg_t *m, const char *reason, const char *message
 {
     char task_id[EVENT_TASK_ID_MAX + 1];
     s_copy(task_id, sizeof task_id, m->task_id);
+    log_warn(&p->log, "job refused task=%s kind=%.*s attempt=%llu reason=%s: %s", task_id,
+             (int)m->kind.len, m->kind.p, (unsigned long long)m->attempt, reason, message);
     buf_reset(&p->out);
     jobs_pack_done(&p->out, task_id, m->attempt, "failed", reason, message, NULL, 0);
     pool_link_send(p);
-    log_warn(&p->log, "job refused task=%s kind=%.*s attempt=%llu reason=%s: %s", task_id,
-             (int)m->kind.len, m->kind.p, (unsigned long long)m->attempt, reason, message);
 }
 
 static pool_child_t *
@@ -127,9 +128,9 @@ pool_job_start(pool_t *p, const jobs_msg_t *m, int64_t now_ms)
     char task_id[EVENT_TASK_ID_MAX + 1];
     s_copy(task_id, sizeof task_id, m->task_id);
     if (p->stopping || p->njobs >= p->concurrency) {
-        s_send_task(p, JOBS_RELEASE, task_id, m->attempt);
         log_warn(&p->log, "job released task=%s attempt=%llu: %s", task_id,
                  (unsigned long long)m->attempt, p->stopping ? "stopping" : "all slots busy");
+        s_send_task(p, JOBS_RELEASE, task_id, m->attempt);
         return;
     }
     if (s_find(p, m->task_id)) {
@@ -181,9 +182,9 @@ pool_job_start(pool_t *p, const jobs_msg_t *m, int64_t now_ms)
     job->child = c;
     c->job = job;
     p->jobs[p->njobs++] = job;
-    s_send_task(p, JOBS_STARTED, job->task_id, job->attempt);
     log_info(&p->log, "job started task=%s kind=%s attempt=%llu pid=%d", job->task_id, job->kind,
              (unsigned long long)job->attempt, (int)c->pid);
+    s_send_task(p, JOBS_STARTED, job->task_id, job->attempt);
     pool_child_write(c, p->line.data, p->line.len);
 }
 
