@@ -19,6 +19,7 @@
 #include "pool.h"
 
 #define S_KILL_AFTER_SHUTDOWN_MS 1000 /* SIGKILL after SIGTERM once grace is over */
+#define S_TIMEOUT_MAX_S          (366ull * 86400)
 
 static void
 s_copy(char *dst, size_t size, event_text_t t)
@@ -177,7 +178,9 @@ pool_job_start(pool_t *p, const jobs_msg_t *m, int64_t now_ms)
     job->attempt = m->attempt;
     job->timeout_s = m->timeout_s;
     job->started_ms = now_ms;
-    job->deadline_ms = m->timeout_s ? now_ms + (int64_t)m->timeout_s * 1000 : 0;
+    /* 0: none; past a year is as good as none (and cannot overflow) */
+    uint64_t timeout_s = m->timeout_s < S_TIMEOUT_MAX_S ? m->timeout_s : S_TIMEOUT_MAX_S;
+    job->deadline_ms = timeout_s ? now_ms + (int64_t)timeout_s * 1000 : 0;
     buf_init(&job->result);
     job->child = c;
     c->job = job;
