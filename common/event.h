@@ -135,6 +135,11 @@ size_t event_put_published(const event_t *ev, int64_t ts, uint64_t seq, const ch
  *  ev must come from event_decode(). Returns 0, or -1 on out of memory. */
 int event_render_json(const event_t *ev, buf_t *out);
 
+/*  Appends one msgpack value (what event_decode() accepts as data) as JSON,
+ *  converted as event_render_json() converts data. Returns 0, or -1 if it
+ *  is not such a value or on out of memory (out is then as before). */
+int event_json_value(buf_t *out, const void *p, size_t len);
+
 /*  Appends s as a JSON string literal (quotes and escapes). s must be UTF-8. */
 void event_json_string(buf_t *out, const char *s, size_t len);
 

@@ -290,3 +290,14 @@ event_render_json(const event_t *ev, buf_t *out)
     }
     return 0;
 }
+
+int
+event_json_value(buf_t *out, const void *p, size_t len)
+{
+    size_t start = out->len;
+    if (s_value(out, p, len) != 0 || !buf_ok(out)) {
+        out->len = start;
+        return -1;
+    }
+    return 0;
+}
