@@ -12,11 +12,13 @@ COPY common common
 COPY broker broker
 COPY gateway gateway
 COPY worker worker
+COPY pool pool
 COPY examples examples
 COPY tests tests
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DTASKCAST_WERROR=ON \
  && cmake --build /build -j"$(nproc)" \
-      --target taskcast-broker taskcast-gateway taskcast-cli taskcast-demo-worker
+      --target taskcast-broker taskcast-gateway taskcast-cli taskcast-demo-worker \
+        taskcast-worker
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -49,11 +49,16 @@ for port in 8000 8001; do
 done
 "$bin/taskcast-demo-worker" --user "$user" >"$run/worker.log" 2>&1 &
 pids="$pids $!"
+# A worker pool running the example jobs (examples/jobs/pool.conf: render, thumb).
+(cd "$root" && exec "$bin/taskcast-worker" --config examples/jobs/pool.conf --concurrency 2 \
+  --name demo-pool) >"$run/pool.log" 2>&1 &
+pids="$pids $!"
 
 token=$("$bin/taskcast-cli" token --user "$user" --ttl 86400)
 cat <<MSG
 
-taskcast is running: broker (5555-5558), gateways on 8000 and 8001, a demo worker for "$user".
+taskcast is running: broker (5555-5558), gateways on 8000 and 8001, a demo worker for "$user",
+and a worker pool for the jobs render and thumb (examples/jobs/).
 
 Watch the tasks in a terminal:
   $bin/taskcast-cli watch --user $user --url ws://127.0.0.1:8000 --token $token
@@ -66,6 +71,9 @@ WebSocket URL (either gateway):
 Status:  curl 'http://127.0.0.1:8000/api/v1/ws/status?token=$token'
 Publish your own event:
   $bin/taskcast-cli publish --user $user --task my-task --status running --progress 50 --message hello
+Run a job on the pool (watch it queue, run, progress and finish), or cancel it:
+  $bin/taskcast-cli submit --kind render --user $user --args '{"steps": 20, "delay": 0.5}'
+  $bin/taskcast-cli cancel --user $user --task TASK_ID
 
 Logs: $run/   Ctrl-C stops everything.
 MSG

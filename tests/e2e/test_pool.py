@@ -1,6 +1,6 @@
 """taskcast-worker (the pool process) against a broker played by this test:
 a real ZeroMQ ROUTER bound on loopback speaks the pool side of the jobs
-protocol (/work/jobs-spec.md, "The pool") to a real taskcast-worker, whose
+protocol (docs/protocol.md, section 6, "Pool workers") to a real taskcast-worker, whose
 children are the scripts in examples/jobs/.
 
 Every test ends with the harness's teardown: SIGTERM to the worker must
