@@ -37,6 +37,7 @@
 #include "clock.h"
 #include "dlist.h"
 #include "jobs.h"
+#include "jobs_wire.h"
 #include "wire.h"
 #include "zmtp.h"
 
@@ -405,12 +406,7 @@ s_welcome(bk_jworker_t *w)
 {
     buf_t b;
     buf_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, buf_msgpack_write);
-    msgpack_pack_map(&pk, 3);
-    wire_pack_kv_str(&pk, "type", "welcome", 7);
-    wire_pack_kv_u64(&pk, "heartbeat_ms", BK_JOBS_HEARTBEAT_MS);
-    wire_pack_kv_u64(&pk, "liveness", BK_JOBS_LIVENESS);
+    jobs_pack_welcome(&b, BK_JOBS_HEARTBEAT_MS, BK_JOBS_LIVENESS);
     bk_job_send(w->peer, &b);
     buf_free(&b);
 }
@@ -697,10 +693,7 @@ bk_jobs_tick(broker_t *bk, int64_t now)
         if (beat) {
             buf_t b;
             buf_init(&b);
-            msgpack_packer pk;
-            msgpack_packer_init(&pk, &b, buf_msgpack_write);
-            msgpack_pack_map(&pk, 1);
-            wire_pack_kv_str(&pk, "type", "heartbeat", 9);
+            jobs_pack_simple(&b, JOBS_HEARTBEAT);
             bk_job_send(w->peer, &b);
             buf_free(&b);
         }

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "dlist.h"
 #include "jobs.h"
+#include "jobs_wire.h"
 #include "wire.h"
 #include "zmtp.h"
 
@@ -165,20 +166,8 @@ bk_job_send_job(const bk_job_t *j, bk_jworker_t *w)
 {
     buf_t b;
     buf_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, buf_msgpack_write);
-    msgpack_pack_map(&pk, 7);
-    wire_pack_kv_str(&pk, "type", "job", 3);
-    wire_pack_kv_str(&pk, "task_id", bk_job_tid(j), j->tid_len);
-    wire_pack_kv_str(&pk, "user_id", bk_job_uid(j), j->uid_len);
-    wire_pack_kv_str(&pk, "kind", j->kind->name, strlen(j->kind->name));
-    wire_pack_str(&pk, "args");
-    if (j->args_len)
-        pk.callback(pk.data, (const char *)j->args, j->args_len);
-    else
-        msgpack_pack_nil(&pk);
-    wire_pack_kv_u64(&pk, "attempt", j->attempt);
-    wire_pack_kv_u64(&pk, "timeout_s", j->timeout_s);
+    jobs_pack_job(&b, bk_job_tid(j), bk_job_uid(j), j->kind->name, j->args_len ? j->args : NULL,
+                  j->args_len, j->attempt, j->timeout_s);
     bk_job_send(w->peer, &b);
     buf_free(&b);
 }
@@ -191,12 +180,7 @@ bk_job_send_cancel(const bk_job_t *j)
         return;
     buf_t b;
     buf_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, buf_msgpack_write);
-    msgpack_pack_map(&pk, 3);
-    wire_pack_kv_str(&pk, "type", "cancel", 6);
-    wire_pack_kv_str(&pk, "task_id", bk_job_tid(j), j->tid_len);
-    wire_pack_kv_u64(&pk, "attempt", j->attempt);
+    jobs_pack_task(&b, JOBS_CANCEL, bk_job_tid(j), j->attempt);
     bk_job_send(j->worker->peer, &b);
     buf_free(&b);
 }
