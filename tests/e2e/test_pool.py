@@ -115,7 +115,7 @@ def start_worker(tc, broker, *args, config=CONFIG, name="pool-test", concurrency
 @pytest.fixture
 def pool(tc):
     if not WORKER_BIN.exists():
-        pytest.fail(f"{WORKER_BIN} is not built (set TASKCAST_BUILD_DIR)")
+        raise AssertionError(f"{WORKER_BIN} is not built (set TASKCAST_BUILD_DIR)")
     broker = FakeBroker(tc)
     return tc, broker
 
