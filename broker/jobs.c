@@ -716,8 +716,6 @@ bk_jobs_tick(broker_t *bk, int64_t now)
     for (size_t i = 0; i < n; i++) {
         j = late[i];
         if (!j->worker) { /* running when the broker restarted; no worker came back for it */
-            bk_jwhy_t why;
-            (void)why;
             s_lost(bk, j, "its worker did not come back after the broker restarted");
             continue;
         }

@@ -454,7 +454,10 @@ def test_compaction_keeps_state_history_and_idempotency(tc):
         broker2 = broker.restart(args=args)
         gw.wait_http("/ready", 200)
         size = journal.stat().st_size
-        assert size <= 2 * compacted + 200 and size < total / 2, \
+        # (Not "size < total / 2": how much came after the last compaction
+        # depends on when the background compactions ran; on a loaded machine
+        # the last one may come early and the journal approach 2x its size.)
+        assert size <= 2 * compacted + 200 and compacted < total / 2, \
             f"journal {size} bytes for {total} bytes of events (last compacted to {compacted})"
 
         for u in users:
