@@ -317,6 +317,11 @@ void gw_jobs_check(gateway_t *gw, int64_t now_ms);
  *  written when the connection is writable; a closed one is forgotten. What
  *  an lws callback returns. */
 int gw_jobs_http_start(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims);
+/*  A request with a body refused before reading it (401, 403, 404, 405):
+ *  the answer is kept and written once the body has been read, so the
+ *  client is not reset while it is still sending. */
+int gw_jobs_http_refuse(gateway_t *gw, struct lws *wsi, gw_session_t *s, unsigned int status,
+                        const char *code, const char *sentence);
 int gw_jobs_http_body(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *in, size_t len);
 int gw_jobs_http_done(gateway_t *gw, struct lws *wsi, gw_session_t *s);
 int gw_jobs_http_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s);

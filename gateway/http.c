@@ -262,6 +262,20 @@ s_route(const char *path)
     return NULL;
 }
 
+/*  An error answer to a request; one that carries a body is answered once
+ *  the body is read (jobs.c), or the client would be reset mid-send. */
+static int
+s_refuse(gateway_t *gw, struct lws *wsi, gw_session_t *s, gw_error_t e, const char *detail)
+{
+    char cl[24] = "";
+    if (s && lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 && atoll(cl) > 0) {
+        const gw_error_info_t *info = gw_error_info(e);
+        return gw_jobs_http_refuse(gw, wsi, s, info->http, info->code,
+                                   detail ? detail : info->sentence);
+    }
+    return s_respond_error(gw, wsi, e, detail);
+}
+
 int
 gw_http_request(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *uri)
 {
@@ -275,10 +289,10 @@ gw_http_request(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *uri
     log_debug(&gw->log, "http %s %s", is_get ? "GET" : "(not GET)", path);
     if (!r) {
         gw->stats.not_found++;
-        return s_respond_error(gw, wsi, GW_E_NO_ROUTE, NULL);
+        return s_refuse(gw, wsi, s, GW_E_NO_ROUTE, NULL);
     }
     if (r->post ? !is_post : !is_get)
-        return s_respond_error(gw, wsi, r->post ? GW_E_METHOD_POST : GW_E_METHOD, NULL);
+        return s_refuse(gw, wsi, s, r->post ? GW_E_METHOD_POST : GW_E_METHOD, NULL);
     jwt_claims_t claims;
     memset(&claims, 0, sizeof claims);
     if (r->token) {
@@ -286,7 +300,7 @@ gw_http_request(gateway_t *gw, struct lws *wsi, gw_session_t *s, const char *uri
         if (st != JWT_OK) {
             gw->stats.auth_failures++;
             log_info(&gw->log, "%s refused: %s (401)", r->path, jwt_status_message(st));
-            return s_respond_error(gw, wsi, GW_E_UNAUTHORIZED, jwt_status_message(st));
+            return s_refuse(gw, wsi, s, GW_E_UNAUTHORIZED, jwt_status_message(st));
         }
     }
     return r->handler(gw, wsi, s, &claims);

@@ -245,12 +245,9 @@ int
 gw_jobs_http_start(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_claims_t *claims)
 {
     if (!claims->service && !claims->admin &&
-        (claims->sub_len > EVENT_USER_ID_MAX ||
-         !event_user_id_valid(claims->sub, claims->sub_len))) {
-        static const char body[] = "{\"type\":\"error\",\"code\":\"forbidden\",\"message\":"
-                                   "\"the token's sub is not a user id\"}";
-        return gw_http_respond(gw, wsi, 403, "application/json", body, sizeof body - 1);
-    }
+        (claims->sub_len > EVENT_USER_ID_MAX || !event_user_id_valid(claims->sub, claims->sub_len)))
+        return gw_jobs_http_refuse(gw, wsi, s, 403, "forbidden",
+                                   "the token's sub is not a user id");
     gw_submit_t *sub = calloc(1, sizeof *sub);
     if (!sub)
         return -1;
@@ -264,6 +261,22 @@ gw_jobs_http_start(gateway_t *gw, struct lws *wsi, gw_session_t *s, const jwt_cl
 }
 
 int
+gw_jobs_http_refuse(gateway_t *gw, struct lws *wsi, gw_session_t *s, unsigned int status,
+                    const char *code, const char *sentence)
+{
+    gw_submit_t *sub = calloc(1, sizeof *sub);
+    if (!sub)
+        return -1;
+    buf_init(&sub->body);
+    buf_init(&sub->answer);
+    sub->wsi = wsi;
+    s->submit = sub;
+    gw_error_json(&sub->answer, code, sentence);
+    sub->status = status; /* answered once the body is read (gw_jobs_http_done) */
+    return 0;
+}
+
+int
 gw_jobs_http_body(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *in, size_t len)
 {
     (void)gw;
@@ -271,6 +284,8 @@ gw_jobs_http_body(gateway_t *gw, struct lws *wsi, gw_session_t *s, const void *i
     gw_submit_t *sub = s->submit;
     if (!sub)
         return -1;
+    if (sub->status)
+        return 0; /* refused already: the body is read and dropped */
     if (sub->too_big || sub->body.len + len > S_BODY_MAX)
         sub->too_big = 1;
     else
@@ -304,6 +319,10 @@ gw_jobs_http_done(gateway_t *gw, struct lws *wsi, gw_session_t *s)
     gw_submit_t *sub = s->submit;
     if (!sub)
         return -1;
+    if (sub->status) { /* refused before its body: answer now that it is read */
+        lws_callback_on_writable(sub->wsi);
+        return 0;
+    }
     const gw_error_info_t *bad = gw_error_info(GW_E_BAD_SUBMIT);
     if (sub->too_big) {
         s_http_answer(gw, s, 413, "message_too_big", "a submit's body is at most 72 KiB", NULL, 0);
@@ -387,10 +406,16 @@ gw_jobs_http_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
     gw_submit_t *sub = s->submit;
     if (!sub || !sub->status)
         return 0;
+    /* Detached first: ending the transaction lets lws free the connection's
+     * user data (s) before the next request on it. */
+    s->submit = NULL;
+    gw_jobs_forget(gw, s);
     int rc = buf_ok(&sub->answer) ? gw_http_respond(gw, wsi, sub->status, "application/json",
                                                     sub->answer.data, sub->answer.len)
                                   : -1;
-    s_submit_free(s);
+    buf_free(&sub->body);
+    buf_free(&sub->answer);
+    free(sub);
     return rc;
 }
 
