@@ -12,63 +12,23 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "taskcast_link.h"
 #include "taskcast_pack.h"
 #include "zmsg.h"
 
 #define S_DEFAULT_ENDPOINT   "tcp://127.0.0.1:5555"
 #define S_DEFAULT_TIMEOUT_MS 2000
 #define S_DEFAULT_RETRIES    5
-#define S_MAX_ANSWER         65536 /* answers are small: bigger peers are dropped */
-#define S_HWM                1000  /* one request in flight: the default is plenty */
-#define S_TIMEOUT            1     /* internal: this attempt got no answer */
+#define S_TIMEOUT            1 /* internal: this attempt got no answer */
 
 struct tc_client {
-    void *zctx;
-    void *sock; /* NULL after a timeout until the next attempt */
-    char *endpoint;
+    tc_link_t link; /* the DEALER (taskcast_link.c) */
     char producer[TC_PRODUCER_MAX + 1];
     int timeout_ms;
     int retries;   /* resends after the first attempt */
     uint64_t pseq; /* last one used */
     buf_t out;     /* the request being sent, kept for resends */
 };
-
-static void
-s_socket_close(tc_client_t *self)
-{
-    if (self->sock) {
-        int saved = errno;
-        zmq_close(self->sock);
-        self->sock = NULL;
-        errno = saved;
-    }
-}
-
-/*  Opens and connects a fresh DEALER. Returns TC_OK, TC_EINVAL (endpoint
- *  not usable) or TC_ESYS. */
-static int
-s_socket_open(tc_client_t *self)
-{
-    self->sock = zmsg_socket(self->zctx, ZMQ_DEALER, S_HWM, S_HWM, S_MAX_ANSWER);
-    if (!self->sock)
-        return TC_ESYS;
-    if (zmq_connect(self->sock, self->endpoint) != 0) {
-        int bad = errno == EINVAL || errno == EPROTONOSUPPORT || errno == ENOCOMPATPROTO;
-        s_socket_close(self);
-        return bad ? TC_EINVAL : TC_ESYS;
-    }
-    return TC_OK;
-}
-
-static void
-s_random_producer(char *out, size_t outlen)
-{
-    unsigned char bytes[8];
-    randombytes_buf(bytes, sizeof bytes);
-    out[0] = 'w';
-    out[1] = '-';
-    sodium_bin2hex(out + 2, outlen - 2, bytes, sizeof bytes);
-}
 
 /* tc_client_new: see taskcast.h */
 int
@@ -104,10 +64,8 @@ tc_client_new(tc_client_t **out, const tc_options_t *opts)
     if (opts->producer)
         strcpy(self->producer, opts->producer); /* length checked above */
     else
-        s_random_producer(self->producer, sizeof self->producer);
-    self->endpoint = strdup(endpoint);
-    self->zctx = zmq_ctx_new();
-    int rc = (self->endpoint && self->zctx) ? s_socket_open(self) : TC_ESYS;
+        tc_link_random_id(self->producer, sizeof self->producer, "w-");
+    int rc = tc_link_init(&self->link, endpoint);
     if (rc != TC_OK) {
         tc_client_destroy(&self);
         return rc;
@@ -123,10 +81,7 @@ tc_client_destroy(tc_client_t **self_p)
     if (!self_p || !*self_p)
         return;
     tc_client_t *self = *self_p;
-    s_socket_close(self);
-    if (self->zctx)
-        zmq_ctx_term(self->zctx); /* returns at once: every socket had linger 0 */
-    free(self->endpoint);
+    tc_link_fini(&self->link);
     buf_free(&self->out);
     free(self);
     *self_p = NULL;
@@ -142,7 +97,7 @@ s_await(tc_client_t *self, uint64_t pseq, tc_reply_t *reply)
         int64_t left = deadline - clock_mono_ms();
         if (left <= 0)
             return S_TIMEOUT;
-        zmq_pollitem_t item = {.socket = self->sock, .events = ZMQ_POLLIN};
+        zmq_pollitem_t item = {.socket = self->link.sock, .events = ZMQ_POLLIN};
         int n = zmq_poll(&item, 1, (long)left);
         if (n < 0 && errno == EINTR)
             continue; /* a signal: keep the promise of one answer per event */
@@ -151,7 +106,7 @@ s_await(tc_client_t *self, uint64_t pseq, tc_reply_t *reply)
         if (n == 0 || !(item.revents & ZMQ_POLLIN))
             continue;
         zmsg_t msg;
-        if (zmsg_recv(&msg, self->sock, ZMQ_DONTWAIT) != 0) {
+        if (zmsg_recv(&msg, self->link.sock, ZMQ_DONTWAIT) != 0) {
             if (errno == EAGAIN || errno == EINTR)
                 continue;
             return TC_ESYS;
@@ -190,27 +145,27 @@ tc_publish(tc_client_t *self, const tc_event_t *ev, tc_reply_t *reply)
     self->pseq = pseq;
     reply->pseq = pseq;
     for (int attempt = 0;; attempt++) {
-        if (!self->sock) {
-            int rc = s_socket_open(self);
+        if (!self->link.sock) {
+            int rc = tc_link_open(&self->link);
             if (rc != TC_OK)
                 return rc;
         }
         /* With no connected peer the DEALER queues the frame; EAGAIN (queue
          * full) just lets this attempt time out. */
-        if (zmq_send(self->sock, self->out.data, self->out.len, ZMQ_DONTWAIT) < 0 &&
+        if (zmq_send(self->link.sock, self->out.data, self->out.len, ZMQ_DONTWAIT) < 0 &&
             errno != EAGAIN && errno != EINTR) {
-            s_socket_close(self);
+            tc_link_close(&self->link);
             return TC_ESYS;
         }
         int rc = s_await(self, pseq, reply);
         if (rc != S_TIMEOUT) {
             if (rc == TC_ESYS)
-                s_socket_close(self);
+                tc_link_close(&self->link);
             return rc;
         }
         /* Lazy pirate: the old socket may hold a dead connection or a late
          * answer; drop it and resend the identical bytes on a new one. */
-        s_socket_close(self);
+        tc_link_close(&self->link);
         memset(reply, 0, sizeof *reply);
         reply->pseq = pseq;
         if (attempt >= self->retries)

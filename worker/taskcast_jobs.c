@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "mpread.h"
+#include "taskcast_link.h"
 #include "taskcast_pack.h"
 #include "wire.h"
 #include "zmsg.h"
@@ -19,43 +20,15 @@
 #define S_DEFAULT_ENDPOINT   "tcp://127.0.0.1:5558"
 #define S_DEFAULT_TIMEOUT_MS 2000
 #define S_DEFAULT_RETRIES    5
-#define S_MAX_ANSWER         65536
 #define S_TIMEOUT            1 /* internal: this attempt got no answer */
 
 struct tc_jobs {
-    void *zctx;
-    void *sock;
-    char *endpoint;
+    tc_link_t link; /* the DEALER (taskcast_link.c) */
     char producer[TC_PRODUCER_MAX + 1];
     int timeout_ms, retries;
     uint64_t pseq;
     buf_t out;
 };
-
-static void
-s_close(tc_jobs_t *self)
-{
-    if (self->sock) {
-        int saved = errno;
-        zmq_close(self->sock);
-        self->sock = NULL;
-        errno = saved;
-    }
-}
-
-static int
-s_open(tc_jobs_t *self)
-{
-    self->sock = zmsg_socket(self->zctx, ZMQ_DEALER, 1000, 1000, S_MAX_ANSWER);
-    if (!self->sock)
-        return TC_ESYS;
-    if (zmq_connect(self->sock, self->endpoint) != 0) {
-        int bad = errno == EINVAL || errno == EPROTONOSUPPORT || errno == ENOCOMPATPROTO;
-        s_close(self);
-        return bad ? TC_EINVAL : TC_ESYS;
-    }
-    return TC_OK;
-}
 
 int
 tc_jobs_new(tc_jobs_t **out, const tc_options_t *opts)
@@ -84,15 +57,9 @@ tc_jobs_new(tc_jobs_t **out, const tc_options_t *opts)
     self->retries = opts->retries == 0 ? S_DEFAULT_RETRIES : opts->retries < 0 ? 0 : opts->retries;
     if (opts->producer)
         strcpy(self->producer, opts->producer); /* length checked above */
-    else {
-        unsigned char bytes[8];
-        randombytes_buf(bytes, sizeof bytes);
-        memcpy(self->producer, "s-", 2);
-        sodium_bin2hex(self->producer + 2, sizeof self->producer - 2, bytes, sizeof bytes);
-    }
-    self->endpoint = strdup(endpoint);
-    self->zctx = zmq_ctx_new();
-    int rc = self->endpoint && self->zctx ? s_open(self) : TC_ESYS;
+    else
+        tc_link_random_id(self->producer, sizeof self->producer, "s-");
+    int rc = tc_link_init(&self->link, endpoint);
     if (rc != TC_OK) {
         tc_jobs_destroy(&self);
         return rc;
@@ -107,24 +74,10 @@ tc_jobs_destroy(tc_jobs_t **self_p)
     if (!self_p || !*self_p)
         return;
     tc_jobs_t *self = *self_p;
-    s_close(self);
-    if (self->zctx)
-        zmq_ctx_term(self->zctx);
-    free(self->endpoint);
+    tc_link_fini(&self->link);
     buf_free(&self->out);
     free(self);
     *self_p = NULL;
-}
-
-static void
-s_text(char *out, size_t cap, const mp_value_t *v)
-{
-    size_t n = v->v.s.len < cap - 1 ? v->v.s.len : cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)v->v.s.p[i];
-        out[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-    }
-    out[n] = '\0';
 }
 
 /*  Reads an answer; 0, or -1 if it is not one. *pseq_out: its pseq or 0. */
@@ -145,13 +98,13 @@ s_parse(const void *buf, size_t len, tc_job_reply_t *r, uint64_t *pseq_out)
         if (mp_str_eq(&k, "ok") && v.type == MP_BOOL)
             r->ok = v.v.b, has_ok = 1;
         else if (mp_str_eq(&k, "task_id") && v.type == MP_STR)
-            s_text(r->task_id, sizeof r->task_id, &v);
+            tc_copy_text(r->task_id, sizeof r->task_id, &v);
         else if (mp_str_eq(&k, "was") && v.type == MP_STR)
-            s_text(r->was, sizeof r->was, &v);
+            tc_copy_text(r->was, sizeof r->was, &v);
         else if (mp_str_eq(&k, "error") && v.type == MP_STR)
-            s_text(r->error, sizeof r->error, &v);
+            tc_copy_text(r->error, sizeof r->error, &v);
         else if (mp_str_eq(&k, "detail") && v.type == MP_STR)
-            s_text(r->detail, sizeof r->detail, &v);
+            tc_copy_text(r->detail, sizeof r->detail, &v);
         else if (mp_str_eq(&k, "duplicate") && v.type == MP_BOOL)
             r->duplicate = v.v.b;
         else if (mp_str_eq(&k, "pseq") && v.type == MP_UINT)
@@ -166,14 +119,14 @@ static int
 s_request(tc_jobs_t *self, uint64_t pseq, tc_job_reply_t *reply)
 {
     for (int attempt = 0;; attempt++) {
-        if (!self->sock) {
-            int rc = s_open(self);
+        if (!self->link.sock) {
+            int rc = tc_link_open(&self->link);
             if (rc != TC_OK)
                 return rc;
         }
-        if (zmq_send(self->sock, self->out.data, self->out.len, ZMQ_DONTWAIT) < 0 &&
+        if (zmq_send(self->link.sock, self->out.data, self->out.len, ZMQ_DONTWAIT) < 0 &&
             errno != EAGAIN && errno != EINTR) {
-            s_close(self);
+            tc_link_close(&self->link);
             return TC_ESYS;
         }
         int64_t deadline = clock_mono_ms() + self->timeout_ms;
@@ -182,7 +135,7 @@ s_request(tc_jobs_t *self, uint64_t pseq, tc_job_reply_t *reply)
             int64_t left = deadline - clock_mono_ms();
             if (left <= 0)
                 break;
-            zmq_pollitem_t item = {.socket = self->sock, .events = ZMQ_POLLIN};
+            zmq_pollitem_t item = {.socket = self->link.sock, .events = ZMQ_POLLIN};
             int n = zmq_poll(&item, 1, (long)left);
             if (n < 0 && errno == EINTR)
                 continue;
@@ -193,7 +146,7 @@ s_request(tc_jobs_t *self, uint64_t pseq, tc_job_reply_t *reply)
             if (n == 0)
                 continue;
             zmsg_t msg;
-            if (zmsg_recv(&msg, self->sock, ZMQ_DONTWAIT) != 0)
+            if (zmsg_recv(&msg, self->link.sock, ZMQ_DONTWAIT) != 0)
                 continue;
             uint64_t got = 0;
             int ok = msg.count == 1 && !msg.truncated &&
@@ -206,10 +159,10 @@ s_request(tc_jobs_t *self, uint64_t pseq, tc_job_reply_t *reply)
         }
         if (rc != S_TIMEOUT) {
             if (rc == TC_ESYS || rc == TC_EPROTO)
-                s_close(self);
+                tc_link_close(&self->link);
             return rc;
         }
-        s_close(self); /* lazy pirate: a fresh socket, the same bytes */
+        tc_link_close(&self->link); /* lazy pirate: a fresh socket, the same bytes */
         if (attempt >= self->retries)
             return TC_ETIMEOUT;
     }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "mpread.h"
 #include "taskcast.h"
 
 #define TC_PRODUCER_MAX   128 /* bytes of a producer id */
@@ -42,5 +43,9 @@ int tc_pack_event(const tc_event_t *ev, const char *producer, uint64_t pseq, buf
  *  a map of the expected shape (ok:true needs pseq and seq, ok:false needs
  *  error). */
 int tc_reply_parse(const void *buf, size_t len, tc_reply_t *reply, int *has_pseq);
+
+/*  Copies a msgpack string into a fixed field, truncated, NUL-terminated,
+ *  control characters replaced so it prints safely on one line. */
+void tc_copy_text(char *out, size_t outlen, const mp_value_t *v);
 
 #endif

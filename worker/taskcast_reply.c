@@ -6,10 +6,9 @@
 
 #define S_SKIP_DEPTH 16 /* nesting allowed in values of keys we do not know */
 
-/*  Copies a msgpack string into a fixed field, truncated, NUL-terminated,
- *  with control characters replaced so it prints safely on one line. */
-static void
-s_copy_text(char *out, size_t outlen, const mp_value_t *v)
+/* tc_copy_text: see taskcast_pack.h */
+void
+tc_copy_text(char *out, size_t outlen, const mp_value_t *v)
 {
     size_t n = v->v.s.len < outlen - 1 ? v->v.s.len : outlen - 1;
     for (size_t i = 0; i < n; i++) {
@@ -57,11 +56,11 @@ tc_reply_parse(const void *buf, size_t len, tc_reply_t *reply, int *has_pseq)
         else if (mp_str_eq(&k, "duplicate") && v.type == MP_BOOL)
             reply->duplicate = v.v.b != 0;
         else if (mp_str_eq(&k, "error") && v.type == MP_STR) {
-            s_copy_text(reply->error, sizeof reply->error, &v);
+            tc_copy_text(reply->error, sizeof reply->error, &v);
             has_error = 1;
         }
         else if (mp_str_eq(&k, "detail") && v.type == MP_STR)
-            s_copy_text(reply->detail, sizeof reply->detail, &v);
+            tc_copy_text(reply->detail, sizeof reply->detail, &v);
         else
             return -1; /* a known key with a value of the wrong type */
     }
