@@ -47,6 +47,7 @@
 #include "log.h"
 #include "ring.h"
 #include "strmap.h"
+#include "zconn.h"
 
 /* ---------------------------------------------------------------- limits */
 
@@ -154,26 +155,13 @@ typedef struct gw_zconn_spec {
 } gw_zconn_spec_t;
 
 struct gw_zconn {
+    zconn_t z; /* common/zconn.c does the work; z.last_rx_ms: when bytes last came */
     gateway_t *gw;
-    const char *name, *endpoint, *type, *peer_type;
-    uint64_t max_frame;
     void (*on_up)(gateway_t *gw, gw_zconn_t *c);
     void (*on_frame)(gateway_t *gw, gw_zconn_t *c, const uint8_t *data, size_t len, int first,
                      int more);
-    int fd;
-    int state;
-    int quiet;      /* the outage was logged */
-    int in_message; /* the last frame had MORE */
-    double retry_s;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
     ev_io rw, ww;
-    ev_timer timer; /* the next attempt, or the handshake's deadline */
-    uint8_t *in;    /* bytes read and not yet parsed */
-    size_t in_len, in_cap;
-    buf_t out; /* bytes to send from out_off */
-    size_t out_off;
-    int64_t last_rx_ms;
+    ev_timer timer; /* the connection's deadline: the next attempt, or the handshake's end */
 };
 
 /* ---------------------------------------------------------------- context */

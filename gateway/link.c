@@ -371,6 +371,6 @@ gw_link_check(gateway_t *gw, int64_t now_ms)
         gw->broker_up = 0;
         log_warn(&gw->log, "broker link down: no heartbeat for %d ms", GW_BROKER_DEAD_MS);
     }
-    if (gw_zconn_up(&gw->fanout) && now_ms - gw->fanout.last_rx_ms > S_SILENCE_MS)
+    if (gw_zconn_up(&gw->fanout) && now_ms - gw->fanout.z.last_rx_ms > S_SILENCE_MS)
         gw_zconn_reset(&gw->fanout, "nothing from the broker for 5 s");
 }

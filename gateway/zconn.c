@@ -1,197 +1,73 @@
-/*  zconn.c: one ZeroMQ connection to the broker, spoken by the gateway's
- *  own loop (ZMTP 3.0, NULL mechanism: common/zmtp.c).
- *
- *  libzmq puts an I/O thread between a socket and its user: every message
- *  crossed it, and every wake-up of the gateway cost a second thread's
- *  wake-up and an eventfd write (43 % of the gateway's CPU at 5,000
- *  events/s). The gateway's two sockets only ever connect to the broker's
- *  XPUB and ROUTER, so it speaks ZMTP itself: one non-blocking TCP (or
- *  ipc) socket per link, watched by the loop like any other descriptor.
- *  The broker keeps libzmq; on the wire nothing changes.
- *
- *  A connection: connect (non-blocking) -> send greeting and READY -> read
- *  the peer's greeting and READY (it must be the expected socket type) ->
- *  up: frames in and out. Any error, end of stream or malformed input
- *  closes it, and it reconnects after 100 ms, doubling up to 1 s, as
- *  libzmq would (ZMQ_RECONNECT_IVL, ZMQ_RECONNECT_IVL_MAX). The owner hears
- *  of every "up" (to resend its subscriptions) and every frame.
- *
- *  Reading: what arrives is read into one buffer and parsed in place; a
- *  frame is handed over as a pointer into it, so an event is never copied
- *  before it is rendered. Writing: frames are appended to one buffer and
- *  written when the owner flushes (once per loop pass); what the kernel
- *  does not take waits for the socket to be writable. Both buffers are
- *  bounded: a frame over max_frame, or a peer that stops reading, resets
- *  the connection.
+/*  zconn.c: the gateway's broker connections on its libev loop: each is a
+ *  common/zconn.c connection (ZMTP spoken by the gateway itself) whose
+ *  descriptor and deadline are watched by libev.
  */
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include "clock.h"
 #include "gateway.h"
-#include "zmtp.h"
-
-#define S_IN_MIN      (256 * 1024) /* read buffer, grown for a bigger frame */
-#define S_READ_BUDGET (1 << 20)    /* bytes read per wake-up, so others get their turn */
-#define S_OUT_MAX     (64u << 20)  /* unsent bytes before the peer counts as stuck */
-#define S_RETRY_MIN   0.1          /* seconds */
-#define S_RETRY_MAX   1.0
-#define S_HANDSHAKE_S 5.0
-
-enum { S_DOWN = 0, S_CONNECTING, S_HANDSHAKE, S_UP };
-
-static void s_on_read(struct ev_loop *loop, ev_io *w, int revents);
-static void s_on_write(struct ev_loop *loop, ev_io *w, int revents);
-static void s_on_timer(struct ev_loop *loop, ev_timer *w, int revents);
-
-/* ---------------------------------------------------------------- addresses */
-
-/*  tcp://HOST:PORT (HOST may be [v6]) or ipc://PATH into c->addr. 0, or -1
- *  with a sentence. Resolved at every attempt: a restarted broker
- *  container may come back at another address. */
-static int
-s_resolve(gw_zconn_t *c, const char **why)
-{
-    const char *ep = c->endpoint;
-    if (strncmp(ep, "ipc://", 6) == 0) {
-        struct sockaddr_un *un = (struct sockaddr_un *)&c->addr;
-        size_t n = strlen(ep + 6);
-        if (n == 0 || n >= sizeof un->sun_path) {
-            *why = "the ipc path is empty or too long";
-            return -1;
-        }
-        memset(un, 0, sizeof *un);
-        un->sun_family = AF_UNIX;
-        memcpy(un->sun_path, ep + 6, n);
-        c->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-        return 0;
-    }
-    if (strncmp(ep, "tcp://", 6) != 0) {
-        *why = "only tcp:// and ipc:// endpoints can be connected to";
-        return -1;
-    }
-    char host[256];
-    const char *hp = ep + 6, *colon = strrchr(hp, ':');
-    size_t hlen = colon ? (size_t)(colon - hp) : 0;
-    if (hlen >= 2 && hp[0] == '[' && hp[hlen - 1] == ']') {
-        hp++;
-        hlen -= 2;
-    }
-    if (!colon || hlen == 0 || hlen >= sizeof host || colon[1] == '\0') {
-        *why = "a tcp endpoint must be tcp://HOST:PORT";
-        return -1;
-    }
-    memcpy(host, hp, hlen);
-    host[hlen] = '\0';
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) {
-        *why = "the broker's host name does not resolve";
-        return -1;
-    }
-    memcpy(&c->addr, res->ai_addr, res->ai_addrlen);
-    c->addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
-/* ---------------------------------------------------------------- life cycle */
 
 static void
-s_close_fd(gw_zconn_t *c)
+s_on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct ev_loop *loop = c->gw->loop;
-    ev_io_stop(loop, &c->rw);
-    ev_io_stop(loop, &c->ww);
-    ev_timer_stop(loop, &c->timer);
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    c->in_len = 0;
-    buf_reset(&c->out);
-    c->out_off = 0;
-    c->in_message = 0;
+    gw_zconn_t *c = w->data;
+    zconn_on_readable(&c->z);
 }
 
-/*  Connects now; on failure schedules the next attempt. */
 static void
-s_connect(gw_zconn_t *c)
+s_on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
-    const char *why = NULL;
-    int fd = -1;
-    if (s_resolve(c, &why) == 0) {
-        fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            why = strerror(errno);
-    }
-    if (fd >= 0 && c->addr.ss_family != AF_UNIX) {
-        int one = 1, idle = 10, intvl = 2, cnt = 3;
-        /* A broker host that vanishes without closing is found in ~16 s. */
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-    }
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&c->addr, c->addrlen) != 0 &&
-        errno != EINPROGRESS) {
-        why = strerror(errno);
-        close(fd);
-        fd = -1;
-    }
-    struct ev_loop *loop = c->gw->loop;
-    if (fd < 0) {
-        if (!c->quiet)
-            log_warn(&c->gw->log, "%s link to %s: %s; retrying", c->name, c->endpoint, why);
-        c->quiet = 1; /* one line per outage, not one per attempt */
-        ev_timer_set(&c->timer, c->retry_s, 0);
-        ev_timer_start(loop, &c->timer);
-        c->retry_s = c->retry_s * 2 > S_RETRY_MAX ? S_RETRY_MAX : c->retry_s * 2;
-        return;
-    }
-    c->fd = fd;
-    c->state = S_CONNECTING;
-    zmtp_put_greeting(&c->out);
-    zmtp_put_ready(&c->out, c->type);
-    ev_io_set(&c->rw, fd, EV_READ);
-    ev_io_set(&c->ww, fd, EV_WRITE);
-    ev_io_start(loop, &c->ww); /* writable: connected (or failed) */
-    ev_io_start(loop, &c->rw);
-    ev_timer_set(&c->timer, S_HANDSHAKE_S, 0); /* the handshake's deadline */
-    ev_timer_start(loop, &c->timer);
-}
-
-void
-gw_zconn_reset(gw_zconn_t *c, const char *why)
-{
-    int was_up = c->state == S_UP;
-    if (was_up || !c->quiet)
-        log_warn(&c->gw->log, "%s link to %s lost: %s; reconnecting", c->name, c->endpoint, why);
-    c->quiet = 1;
-    s_close_fd(c);
-    c->state = S_DOWN;
-    if (was_up)
-        c->retry_s = S_RETRY_MIN;
-    ev_timer_set(&c->timer, c->retry_s, 0);
-    ev_timer_start(c->gw->loop, &c->timer);
-    c->retry_s = c->retry_s * 2 > S_RETRY_MAX ? S_RETRY_MAX : c->retry_s * 2;
+    gw_zconn_t *c = w->data;
+    zconn_on_writable(&c->z);
 }
 
 static void
 s_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     gw_zconn_t *c = w->data;
-    if (c->state == S_DOWN)
-        s_connect(c);
-    else if (c->state != S_UP)
-        gw_zconn_reset(c, "no ZeroMQ handshake within 5 s");
+    zconn_on_timeout(&c->z);
+}
+
+/*  The connection's descriptor, wish to write or deadline changed. A new
+ *  descriptor always follows a -1 (a reset or a failed attempt is
+ *  reported first), so a reused descriptor number is still re-armed. */
+static void
+s_on_watch(void *owner, zconn_t *z)
+{
+    gw_zconn_t *c = owner;
+    struct ev_loop *loop = c->gw->loop;
+    int fd = zconn_fd(z);
+    if (fd != c->rw.fd) {
+        ev_io_stop(loop, &c->rw);
+        ev_io_stop(loop, &c->ww);
+        ev_io_set(&c->rw, fd, EV_READ);
+        ev_io_set(&c->ww, fd, EV_WRITE);
+        if (fd >= 0)
+            ev_io_start(loop, &c->rw);
+    }
+    if (fd >= 0 && zconn_wants_write(z))
+        ev_io_start(loop, &c->ww);
+    else
+        ev_io_stop(loop, &c->ww);
+    ev_timer_stop(loop, &c->timer);
+    int64_t due = zconn_deadline_ms(z);
+    if (due) {
+        int64_t ms = due - clock_mono_ms();
+        ev_timer_set(&c->timer, ms > 0 ? (double)ms / 1e3 : 0, 0);
+        ev_timer_start(loop, &c->timer);
+    }
+}
+
+static void
+s_on_up(void *owner, zconn_t *z)
+{
+    gw_zconn_t *c = owner;
+    c->on_up(c->gw, c);
+}
+
+static void
+s_on_frame(void *owner, zconn_t *z, const uint8_t *data, size_t len, int first, int more)
+{
+    gw_zconn_t *c = owner;
+    c->on_frame(c->gw, c, data, len, first, more);
 }
 
 int
@@ -199,249 +75,63 @@ gw_zconn_open(gateway_t *gw, gw_zconn_t *c, const gw_zconn_spec_t *spec)
 {
     memset(c, 0, sizeof *c);
     c->gw = gw;
-    c->fd = -1;
-    c->name = spec->name;
-    c->endpoint = spec->endpoint;
-    c->type = spec->type;
-    c->peer_type = spec->peer_type;
-    c->max_frame = spec->max_frame;
     c->on_up = spec->on_up;
     c->on_frame = spec->on_frame;
-    c->retry_s = S_RETRY_MIN;
-    buf_init(&c->out);
-    const char *why = NULL;
-    if (s_resolve(c, &why) != 0 && strncmp(why, "the broker's host", 17) != 0) {
-        log_error(&gw->log, "--%s %s: %s", c->name, c->endpoint, why);
-        return -1; /* a name that does not resolve yet is retried, a bad endpoint is not */
-    }
     ev_io_init(&c->rw, s_on_read, -1, EV_READ);
     ev_io_init(&c->ww, s_on_write, -1, EV_WRITE);
     ev_timer_init(&c->timer, s_on_timer, 0, 0);
     c->rw.data = c->ww.data = c->timer.data = c;
-    s_connect(c);
+    const zconn_spec_t zs = {
+        .name = spec->name,
+        .endpoint = spec->endpoint,
+        .type = spec->type,
+        .peer_type = spec->peer_type,
+        .max_frame = spec->max_frame,
+        .log = &gw->log,
+        .owner = c,
+        .on_up = s_on_up,
+        .on_frame = s_on_frame,
+        .on_watch = s_on_watch,
+    };
+    const char *why = NULL;
+    if (zconn_open(&c->z, &zs, &why) != 0) {
+        log_error(&gw->log, "--%s %s: %s", spec->name, spec->endpoint, why);
+        return -1;
+    }
     return 0;
 }
 
 void
 gw_zconn_close(gw_zconn_t *c)
 {
-    if (c->gw && c->gw->loop)
-        s_close_fd(c);
-    else if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    buf_free(&c->out);
-    free(c->in);
-    c->in = NULL;
-    c->state = S_DOWN;
+    if (c->gw && c->gw->loop) {
+        ev_io_stop(c->gw->loop, &c->rw);
+        ev_io_stop(c->gw->loop, &c->ww);
+        ev_timer_stop(c->gw->loop, &c->timer);
+    }
+    zconn_close(&c->z);
 }
 
 int
 gw_zconn_up(const gw_zconn_t *c)
 {
-    return c->state == S_UP;
+    return zconn_up(&c->z);
 }
-
-/* ---------------------------------------------------------------- writing */
 
 buf_t *
 gw_zconn_out(gw_zconn_t *c)
 {
-    return c->state == S_UP ? &c->out : NULL;
-}
-
-/*  Writes what is buffered; 0, or -1 after a reset. */
-static int
-s_write(gw_zconn_t *c)
-{
-    int r = buf_send(&c->out, c->fd, &c->out_off);
-    if (r == 0) {
-        if (c->out.len - c->out_off > S_OUT_MAX) {
-            gw_zconn_reset(c, "the broker stopped reading");
-            return -1;
-        }
-        ev_io_start(c->gw->loop, &c->ww);
-        return 0;
-    }
-    if (r < 0) {
-        gw_zconn_reset(c, errno ? strerror(errno) : "send failed");
-        return -1;
-    }
-    buf_reset(&c->out);
-    c->out_off = 0;
-    ev_io_stop(c->gw->loop, &c->ww);
-    return 0;
+    return zconn_out(&c->z);
 }
 
 void
 gw_zconn_flush(gw_zconn_t *c)
 {
-    if (c->state == S_UP && c->out.len > c->out_off) {
-        if (!buf_ok(&c->out))
-            gw_zconn_reset(c, "out of memory");
-        else
-            (void)s_write(c);
-    }
+    zconn_flush(&c->z);
 }
 
-static void
-s_on_write(struct ev_loop *loop, ev_io *w, int revents)
+void
+gw_zconn_reset(gw_zconn_t *c, const char *why)
 {
-    gw_zconn_t *c = w->data;
-    if (c->state == S_CONNECTING) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-            gw_zconn_reset(c, strerror(err ? err : errno));
-            return;
-        }
-        c->state = S_HANDSHAKE;
-    }
-    (void)s_write(c);
-}
-
-/* ---------------------------------------------------------------- reading */
-
-/*  The peer's greeting and READY. 1 when up, 0 if more bytes are needed,
- *  -1 after a reset. *used: bytes taken. */
-static int
-s_handshake(gw_zconn_t *c, const uint8_t *p, size_t n, size_t *used)
-{
-    const char *why = NULL;
-    *used = 0;
-    if (n < ZMTP_GREETING_LEN)
-        return 0;
-    if (zmtp_check_greeting(p, &why) != 0) {
-        gw_zconn_reset(c, why);
-        return -1;
-    }
-    zmtp_frame_t f;
-    uint64_t need;
-    long long k = zmtp_read_frame(p + ZMTP_GREETING_LEN, n - ZMTP_GREETING_LEN, 4096, &f, &need);
-    if (k == 0)
-        return 0;
-    if (k < 0 || !(f.flags & ZMTP_COMMAND) ||
-        zmtp_check_ready(f.body, f.len, c->peer_type, &why) != 0) {
-        gw_zconn_reset(c, why ? why : "the peer's READY is malformed");
-        return -1;
-    }
-    *used = ZMTP_GREETING_LEN + (size_t)k;
-    c->state = S_UP;
-    c->quiet = 0;
-    c->retry_s = S_RETRY_MIN;
-    ev_timer_stop(c->gw->loop, &c->timer);
-    log_info(&c->gw->log, "%s link to %s up", c->name, c->endpoint);
-    c->on_up(c->gw, c);
-    return c->state == S_UP ? 1 : -1;
-}
-
-/*  A command while up: PING gets a PONG, ERROR resets, others are ignored.
- *  0, or -1 after a reset. */
-static int
-s_command(gw_zconn_t *c, const zmtp_frame_t *f)
-{
-    if (zmtp_command_is(f->body, f->len, "PING")) {
-        zmtp_put_pong(&c->out, f->body, f->len);
-        return 0;
-    }
-    if (zmtp_command_is(f->body, f->len, "ERROR")) {
-        gw_zconn_reset(c, "the broker sent an ERROR command");
-        return -1;
-    }
-    return 0;
-}
-
-/*  Parses what the buffer holds. 0, or -1 after a reset. */
-static int
-s_parse(gw_zconn_t *c)
-{
-    size_t off = 0;
-    while (off < c->in_len) {
-        if (c->state != S_UP) {
-            size_t used;
-            int rc = s_handshake(c, c->in + off, c->in_len - off, &used);
-            if (rc <= 0)
-                return rc;
-            off += used;
-            continue;
-        }
-        zmtp_frame_t f;
-        uint64_t need;
-        long long k = zmtp_read_frame(c->in + off, c->in_len - off, c->max_frame, &f, &need);
-        if (k < 0) {
-            gw_zconn_reset(c, "a malformed or oversized frame");
-            return -1;
-        }
-        if (k == 0) {
-            if (need > c->in_cap) { /* grow for this frame (at most max_frame + head) */
-                size_t cap = need < 2 * c->in_cap ? 2 * c->in_cap : (size_t)need;
-                uint8_t *in = realloc(c->in, cap);
-                if (!in) {
-                    gw_zconn_reset(c, "out of memory for a frame");
-                    return -1;
-                }
-                c->in = in;
-                c->in_cap = cap;
-            }
-            break;
-        }
-        off += (size_t)k;
-        if (f.flags & ZMTP_COMMAND) {
-            if (c->in_message || s_command(c, &f) != 0) {
-                if (c->state == S_UP)
-                    gw_zconn_reset(c, "a command inside a message");
-                return -1;
-            }
-            continue;
-        }
-        int more = f.flags & ZMTP_MORE;
-        c->on_frame(c->gw, c, f.body, (size_t)f.len, !c->in_message, more);
-        c->in_message = more;
-        if (c->state != S_UP)
-            return -1; /* the owner reset it */
-    }
-    if (off > 0) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
-    }
-    return 0;
-}
-
-static void
-s_on_read(struct ev_loop *loop, ev_io *w, int revents)
-{
-    gw_zconn_t *c = w->data;
-    if (c->state == S_CONNECTING)
-        return; /* the write watcher says when the connect is done */
-    size_t budget = S_READ_BUDGET;
-    while (budget > 0) {
-        if (!c->in) {
-            c->in = malloc(S_IN_MIN);
-            if (!c->in) {
-                gw_zconn_reset(c, "out of memory");
-                return;
-            }
-            c->in_cap = S_IN_MIN;
-        }
-        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (n <= 0) {
-            gw_zconn_reset(c, n == 0 ? "the broker closed the connection" : strerror(errno));
-            return;
-        }
-        size_t room = c->in_cap - c->in_len;
-        c->in_len += (size_t)n;
-        c->last_rx_ms = clock_mono_ms();
-        budget = (size_t)n < budget ? budget - (size_t)n : 0;
-        if (s_parse(c) != 0)
-            return;
-        if ((size_t)n < room)
-            break; /* drained (most likely): no recv just to hear EAGAIN */
-    }
-    /* Level-triggered: bytes left unread (budget, or a short read that was
-     * not the end) wake the loop again at once. */
-    gw_zconn_flush(c); /* PONGs, and what the frames made the owner send */
+    zconn_reset(&c->z, why);
 }

@@ -83,8 +83,10 @@ s_line(pool_kind_t *k, char *line, int lineno, char *err, size_t errlen)
         return -1;
     }
     if (!jobs_kind_valid(w[0], strlen(w[0]))) {
-        snprintf(err, errlen, "line %d: kind '%.64s' must be 1 to %d characters of "
-                 "A-Z a-z 0-9 _ . -", lineno, w[0], JOBS_KIND_MAX);
+        snprintf(err, errlen,
+                 "line %d: kind '%.64s' must be 1 to %d characters of "
+                 "A-Z a-z 0-9 _ . -",
+                 lineno, w[0], JOBS_KIND_MAX);
         return -1;
     }
     if (n < 2) {
@@ -192,7 +194,9 @@ pool_config_load(pool_config_t *cfg, const char *path, char *err, size_t errlen)
     fclose(f);
     if (bad) {
         snprintf(err, errlen, "%s: %s", path,
-                 !text ? "out of memory" : n > S_FILE_MAX ? "larger than 1 MiB" : "read error");
+                 !text            ? "out of memory"
+                 : n > S_FILE_MAX ? "larger than 1 MiB"
+                                  : "read error");
         free(text);
         return -1;
     }

@@ -68,9 +68,9 @@ s_end(pool_t *p, pool_job_t *job, const char *status, const char *reason, const 
       int64_t now_ms)
 {
     /* logged first: whoever sees the message finds the line written */
-    log_info(&p->log, "job ended task=%s kind=%s attempt=%llu status=%s%s%s ms=%lld",
-             job->task_id, job->kind, (unsigned long long)job->attempt, status,
-             reason ? " reason=" : "", reason ? reason : "", (long long)(now_ms - job->started_ms));
+    log_info(&p->log, "job ended task=%s kind=%s attempt=%llu status=%s%s%s ms=%lld", job->task_id,
+             job->kind, (unsigned long long)job->attempt, status, reason ? " reason=" : "",
+             reason ? reason : "", (long long)(now_ms - job->started_ms));
     if (strcmp(status, "release") == 0) {
         s_send_task(p, JOBS_RELEASE, job->task_id, job->attempt);
     }
@@ -225,8 +225,7 @@ pool_job_tick(pool_t *p, int64_t now_ms)
         pool_job_t *job = p->jobs[i];
         if (!job->end && job->deadline_ms && now_ms >= job->deadline_ms) {
             char msg[64];
-            snprintf(msg, sizeof msg, "timed out after %llu s",
-                     (unsigned long long)job->timeout_s);
+            snprintf(msg, sizeof msg, "timed out after %llu s", (unsigned long long)job->timeout_s);
             log_info(&p->log, "job timeout task=%s after %llu s", job->task_id,
                      (unsigned long long)job->timeout_s);
             s_stop(p, job, "timeout", msg, now_ms, p->grace_ms);
@@ -235,8 +234,7 @@ pool_job_tick(pool_t *p, int64_t now_ms)
     if (p->stopping && !p->killed_rest && now_ms >= p->stop_deadline_ms) {
         p->killed_rest = 1;
         if (p->njobs)
-            log_warn(&p->log, "grace over: stopping %zu running jobs and releasing them",
-                     p->njobs);
+            log_warn(&p->log, "grace over: stopping %zu running jobs and releasing them", p->njobs);
         for (size_t i = 0; i < p->njobs; i++) {
             pool_job_t *job = p->jobs[i];
             if (!job->end || strcmp(job->end, "cancelled") != 0)

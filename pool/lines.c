@@ -153,8 +153,8 @@ pool_line_parse(const char *line, size_t len, pool_line_t *out, buf_t *result, c
             int is_msg = json_string_eq(line, key, "message");
             char *dst = is_msg ? out->message : out->error;
             if (val->type != JSON_STRING) {
-                s_fail(err, errlen, is_msg ? "\"message\" must be a string"
-                                           : "\"error\" must be a string");
+                s_fail(err, errlen,
+                       is_msg ? "\"message\" must be a string" : "\"error\" must be a string");
                 goto done;
             }
             if (json_string_copy(line, val, dst, EVENT_MESSAGE_MAX + 1) < 0) {
@@ -179,8 +179,7 @@ pool_line_parse(const char *line, size_t len, pool_line_t *out, buf_t *result, c
                 goto done;
             }
             if (result->len > EVENT_DATA_MAX) {
-                snprintf(err, errlen, "\"result\" larger than %d bytes as msgpack",
-                         EVENT_DATA_MAX);
+                snprintf(err, errlen, "\"result\" larger than %d bytes as msgpack", EVENT_DATA_MAX);
                 goto done;
             }
             out->has_result = known = 1;

@@ -1,80 +1,116 @@
-/*  link.c: the DEALER to the broker's jobs ROUTER (libzmq).
+/*  link.c: the DEALER to the broker's jobs ROUTER, spoken by the worker's
+ *  own loop (common/zconn.c: ZMTP without libzmq's I/O thread, which cost
+ *  ~25 system calls and several thread wake-ups per job).
  *
- *  Paranoid Pirate: hello on every new socket; a heartbeat whenever nothing
+ *  Paranoid Pirate: hello on every new link; a heartbeat whenever nothing
  *  was sent for heartbeat_ms; the broker is alive while anything arrived
  *  from it within heartbeat_ms x liveness. When it is silent that long the
- *  socket is closed (linger 0: what was queued for the dead peer is
- *  dropped), its running jobs are abandoned (the broker retries them), and
- *  a new socket says hello again.
+ *  link is closed (what was queued for the dead peer is dropped), its
+ *  running jobs are abandoned (the broker retries them), and a new link
+ *  says hello again. A TCP connection that merely drops is reconnected by
+ *  zconn, as libzmq would; messages sent while it is down are dropped.
  *
- *  ZMQ_FD only signals edges: pool_link_drain() reads ZMQ_EVENTS and
- *  receives until nothing is left, and the loop calls it after every wake-up
- *  (sends included) and on every timer tick.
+ *  Messages are appended to the link's buffer and written once per turn of
+ *  the loop (pool_link_flush), so a job's started and done often leave in
+ *  one write.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <zmq.h>
 
 #include "clock.h"
 #include "pool.h"
+#include "zmtp.h"
 
 #define S_MSG_MAX (EVENT_WIRE_MAX * 2) /* a job: args <= 64 KiB plus fields */
+
+static void s_on_frame(void *owner, zconn_t *z, const uint8_t *data, size_t len, int first,
+                       int more);
+
+static void
+s_on_up(void *owner, zconn_t *z)
+{
+    pool_t *p = owner;
+    if (!p->hello_due)
+        return; /* a reconnect of the same link, as libzmq's: no new hello */
+    p->hello_due = 0;
+    const char *kinds[p->cfg.n];
+    for (size_t i = 0; i < p->cfg.n; i++)
+        kinds[i] = p->cfg.kinds[i].name;
+    buf_reset(&p->out);
+    jobs_pack_hello(&p->out, p->name, kinds, p->cfg.n, p->concurrency);
+    pool_link_send(p);
+    log_debug(&p->log, "hello sent to %s (link %llu)", p->endpoint,
+              (unsigned long long)p->connects);
+}
 
 int
 pool_link_open(pool_t *p, int64_t now_ms)
 {
-    p->sock = zmq_socket(p->zctx, ZMQ_DEALER);
-    if (!p->sock) {
-        snprintf(p->errbuf, sizeof p->errbuf, "zmq_socket: %s", zmq_strerror(errno));
+    const zconn_spec_t spec = {
+        .name = "jobs",
+        .endpoint = p->endpoint,
+        .type = "DEALER",
+        .peer_type = "ROUTER",
+        .max_frame = S_MSG_MAX,
+        .log = &p->log,
+        .owner = p,
+        .on_up = s_on_up,
+        .on_frame = s_on_frame,
+    };
+    const char *why = NULL;
+    p->hello_due = 1;
+    if (zconn_open(&p->link, &spec, &why) != 0) {
+        snprintf(p->errbuf, sizeof p->errbuf, "%s: %s", p->endpoint, why);
         return -1;
     }
-    int linger = 0, ivl = 100, ivl_max = 2000;
-    int64_t max = S_MSG_MAX;
-    size_t fdlen = sizeof p->zfd;
-    if (zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger) ||
-        zmq_setsockopt(p->sock, ZMQ_MAXMSGSIZE, &max, sizeof max) ||
-        zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
-        zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) ||
-        zmq_connect(p->sock, p->endpoint) ||
-        zmq_getsockopt(p->sock, ZMQ_FD, &p->zfd, &fdlen)) {
-        snprintf(p->errbuf, sizeof p->errbuf, "%s: %s", p->endpoint, zmq_strerror(errno));
-        zmq_close(p->sock);
-        p->sock = NULL;
-        return -1;
-    }
+    p->link_open = 1;
     p->connects++;
     p->last_recv_ms = now_ms;
-    buf_reset(&p->out);
-    const char *kinds[p->cfg.n];
-    for (size_t i = 0; i < p->cfg.n; i++)
-        kinds[i] = p->cfg.kinds[i].name;
-    jobs_pack_hello(&p->out, p->name, kinds, p->cfg.n, p->concurrency);
-    pool_link_send(p);
-    log_debug(&p->log, "hello sent to %s (connection %llu)", p->endpoint,
-              (unsigned long long)p->connects);
     return 0;
 }
 
 void
 pool_link_close(pool_t *p, int linger_ms)
 {
-    if (!p->sock)
+    if (!p->link_open)
         return;
-    zmq_setsockopt(p->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    zmq_close(p->sock);
-    p->sock = NULL;
-    p->zfd = -1;
+    /* what is buffered (bye, release, done) gets linger_ms to leave */
+    int64_t end = clock_mono_ms() + linger_ms;
+    pool_link_flush(p);
+    while (zconn_up(&p->link) && zconn_pending(&p->link) > 0) {
+        int64_t left = end - clock_mono_ms();
+        if (left <= 0)
+            break;
+        struct pollfd f = {zconn_fd(&p->link), POLLOUT, 0};
+        if (poll(&f, 1, (int)left) < 0 && errno != EINTR)
+            break;
+        zconn_on_writable(&p->link);
+    }
+    zconn_close(&p->link);
+    p->link_open = 0;
 }
 
 void
 pool_link_send(pool_t *p)
 {
-    if (!p->sock || !buf_ok(&p->out))
+    buf_t *out = p->link_open ? zconn_out(&p->link) : NULL;
+    if (!buf_ok(&p->out))
         return;
-    if (zmq_send(p->sock, p->out.data, p->out.len, ZMQ_DONTWAIT) < 0)
-        log_warn(&p->log, "message to the broker dropped: %s", zmq_strerror(errno));
+    if (!out) {
+        log_debug(&p->log, "message to the broker dropped: the link is down");
+        return;
+    }
+    zmtp_put_frame(out, p->out.data, p->out.len, 0);
     p->last_send_ms = clock_mono_ms();
+}
+
+void
+pool_link_flush(pool_t *p)
+{
+    if (p->link_open)
+        zconn_flush(&p->link);
 }
 
 static void
@@ -109,57 +145,41 @@ s_handle(pool_t *p, const void *data, size_t len, int64_t now_ms)
     }
 }
 
-void
-pool_link_drain(pool_t *p, int64_t now_ms)
+/*  A message is one frame, after an optional empty REQ-style delimiter;
+ *  any further frames are not the protocol and are dropped. */
+static void
+s_on_frame(void *owner, zconn_t *z, const uint8_t *data, size_t len, int first, int more)
 {
-    while (p->sock) {
-        int events = 0;
-        size_t elen = sizeof events;
-        if (zmq_getsockopt(p->sock, ZMQ_EVENTS, &events, &elen) != 0 || !(events & ZMQ_POLLIN))
-            return;
-        zmq_msg_t msg;
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, p->sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&msg);
-            return;
-        }
-        int more = zmq_msg_more(&msg);
-        if (more && zmq_msg_size(&msg) == 0) { /* a REQ-style empty delimiter */
-            zmq_msg_close(&msg);
-            zmq_msg_init(&msg);
-            if (zmq_msg_recv(&msg, p->sock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&msg);
-                return;
-            }
-            more = zmq_msg_more(&msg);
-        }
+    pool_t *p = owner;
+    int64_t now_ms = clock_mono_ms();
+    if (first) {
+        p->rx_body_seen = 0;
         p->last_recv_ms = now_ms;
         if (p->lost) {
             p->lost = 0;
             log_info(&p->log, "broker back at %s", p->endpoint);
         }
-        if (!more)
-            s_handle(p, zmq_msg_data(&msg), zmq_msg_size(&msg), now_ms);
-        zmq_msg_close(&msg);
-        while (more) { /* extra frames are not the protocol: drop them */
-            zmq_msg_init(&msg);
-            int rc = zmq_msg_recv(&msg, p->sock, ZMQ_DONTWAIT);
-            more = rc >= 0 && zmq_msg_more(&msg);
-            zmq_msg_close(&msg);
-        }
+        if (more && len == 0)
+            return; /* the delimiter */
     }
+    if (!p->rx_body_seen && !more)
+        s_handle(p, data, len, now_ms);
+    p->rx_body_seen = 1;
 }
 
 void
 pool_link_tick(pool_t *p, int64_t now_ms)
 {
-    if (!p->sock)
+    if (!p->link_open)
         return;
+    int64_t due = zconn_deadline_ms(&p->link);
+    if (due && now_ms >= due)
+        zconn_on_timeout(&p->link);
     int64_t silent = now_ms - p->last_recv_ms;
     if (!p->stopping && silent > (int64_t)(p->hb_ms * p->liveness)) {
         if (!p->lost)
-            log_warn(&p->log, "broker lost: nothing from %s for %lld ms; reconnecting",
-                     p->endpoint, (long long)silent);
+            log_warn(&p->log, "broker lost: nothing from %s for %lld ms; reconnecting", p->endpoint,
+                     (long long)silent);
         else
             log_debug(&p->log, "broker still silent; reconnecting");
         p->lost = 1;

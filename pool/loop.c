@@ -1,15 +1,15 @@
 /*  loop.c: the worker's one loop. poll() over a signalfd (SIGTERM, SIGINT,
  *  SIGCHLD), a timerfd ticking every 50 ms (main.c; heartbeats, liveness,
- *  timeouts, SIGKILLs due), the DEALER's ZMQ_FD, and each child's stdout,
- *  stderr and (while bytes wait for it) stdin. The set is rebuilt every
- *  turn: a handful of descriptors, and no stale pointer survives a turn.
+ *  timeouts, SIGKILLs due, the link's reconnects), the link to the broker
+ *  (link.c), and each child's stdout, stderr and (while bytes wait for it)
+ *  stdin. The set is rebuilt every turn: a handful of descriptors, and no
+ *  stale pointer survives a turn.
  *
  *  Order within a turn: the children's pipes, the timer, signals (reaping
- *  frees children, so it comes after every pipe event of the turn), then
- *  the broker's messages. ZMQ_FD signals edges: the link is drained at the
- *  end of every turn, whatever woke the loop, since any send of the turn
- *  may have consumed the edge of a message that arrived meanwhile; the
- *  timer is the safety net.
+ *  frees children, so it comes after every pipe event of the turn), the
+ *  broker's messages (a job may start a child: after the pipes, whose
+ *  references it would outdate); last, what the turn sent to the broker
+ *  is written in one go.
  */
 #include <errno.h>
 #include <poll.h>
@@ -22,7 +22,7 @@
 #include "clock.h"
 #include "pool.h"
 
-enum { S_SIG, S_TIMER, S_ZMQ, S_FIXED };
+enum { S_SIG, S_TIMER, S_LINK, S_FIXED };
 enum { S_OUT, S_ERR, S_IN };
 
 typedef struct s_ref {
@@ -70,7 +70,9 @@ pool_loop_run(pool_t *p)
         size_t n = 0;
         fds[n++] = (struct pollfd){p->sigfd, POLLIN, 0};
         fds[n++] = (struct pollfd){p->tfd, POLLIN, 0};
-        fds[n++] = (struct pollfd){p->sock ? p->zfd : -1, POLLIN, 0};
+        int lfd = p->link_open ? zconn_fd(&p->link) : -1;
+        short lev = (short)(POLLIN | (lfd >= 0 && zconn_wants_write(&p->link) ? POLLOUT : 0));
+        fds[n++] = (struct pollfd){lfd, lev, 0};
         for (size_t i = 0; i < p->nchildren; i++) {
             pool_child_t *c = p->children[i];
             int fd[3] = {c->out_fd, c->err_fd, c->in.len > c->in_off ? c->in_fd : -1};
@@ -109,8 +111,15 @@ pool_loop_run(pool_t *p)
         }
         if (fds[S_SIG].revents)
             s_signals(p, now);
-        /* last: every send of this turn is behind us (see the banner) */
-        pool_link_drain(p, now);
+        /* the link after the pipes: a job it starts may add a child */
+        short lre = fds[S_LINK].revents;
+        if (lre && p->link_open && zconn_fd(&p->link) == fds[S_LINK].fd) {
+            if (lre & (POLLOUT | POLLERR | POLLHUP))
+                zconn_on_writable(&p->link);
+            if ((lre & (POLLIN | POLLERR | POLLHUP)) && zconn_fd(&p->link) == fds[S_LINK].fd)
+                zconn_on_readable(&p->link);
+        }
+        pool_link_flush(p); /* last: every send of this turn (see the banner) */
     }
     free(fds);
     free(refs);

@@ -8,7 +8,6 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "cfg.h"
 #include "clock.h"
@@ -17,16 +16,7 @@
 
 #define S_TICK_MS 50
 
-enum {
-    O_CONFIG,
-    O_JOBS,
-    O_NAME,
-    O_CONCURRENCY,
-    O_GRACE,
-    O_HEARTBEAT,
-    O_LOG_LEVEL,
-    O_COUNT
-};
+enum { O_CONFIG, O_JOBS, O_NAME, O_CONCURRENCY, O_GRACE, O_HEARTBEAT, O_LOG_LEVEL, O_COUNT };
 
 static const cfg_opt_t s_options[O_COUNT] = {
     [O_CONFIG] = {"config", "TASKCAST_POOL_CONFIG", NULL,
@@ -105,7 +95,6 @@ s_open(pool_t *p)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGCHLD);
-    /* blocked before ZeroMQ starts its threads, which inherit the mask */
     signal(SIGPIPE, SIG_IGN);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
         (p->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
@@ -116,11 +105,6 @@ s_open(pool_t *p)
     struct itimerspec its = {{0, S_TICK_MS * 1000000L}, {0, S_TICK_MS * 1000000L}};
     if (p->tfd < 0 || timerfd_settime(p->tfd, 0, &its, NULL) != 0) {
         log_error(&p->log, "timerfd: %s", strerror(errno));
-        return -1;
-    }
-    p->zctx = zmq_ctx_new();
-    if (!p->zctx) {
-        log_error(&p->log, "zmq_ctx_new: %s", zmq_strerror(errno));
         return -1;
     }
     if (pool_link_open(p, clock_mono_ms()) != 0) {
@@ -134,8 +118,6 @@ static void
 s_close(pool_t *p)
 {
     pool_link_close(p, 1000); /* bye, release and done get a second to leave */
-    if (p->zctx)
-        zmq_ctx_term(p->zctx);
     if (p->sigfd >= 0)
         close(p->sigfd);
     if (p->tfd >= 0)
@@ -152,7 +134,7 @@ main(int argc, char **argv)
 {
     pool_t p;
     memset(&p, 0, sizeof p);
-    p.sigfd = p.tfd = p.zfd = -1;
+    p.sigfd = p.tfd = -1;
     buf_init(&p.out);
     buf_init(&p.line);
     buf_init(&p.scratch);

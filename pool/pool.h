@@ -26,6 +26,7 @@
 #include "event.h"
 #include "jobs_wire.h"
 #include "log.h"
+#include "zconn.h"
 
 #define POOL_LINE_MAX     65536 /* bytes of one stdout line */
 #define POOL_ERR_LINE_MAX 4096  /* bytes of one stderr line logged */
@@ -109,15 +110,15 @@ typedef struct pool_child {
     const pool_kind_t *kind;
     int in_fd, out_fd, err_fd; /* -1 once closed */
     pool_lines_t out, err;
-    buf_t in;          /* bytes waiting for the child's stdin */
+    buf_t in; /* bytes waiting for the child's stdin */
     size_t in_off;
-    int close_in;      /* close stdin once in is written (per-job children) */
-    int exited;        /* reaped: status holds the wait status */
+    int close_in; /* close stdin once in is written (per-job children) */
+    int exited;   /* reaped: status holds the wait status */
     int status;
-    int term_sent;     /* SIGTERM sent: never reused */
-    int64_t kill_at_ms; /* when SIGKILL follows (0: not scheduled) */
-    int broken;        /* wrote garbage: its lines are ignored from now on */
-    struct pool_job *job; /* the job it runs, NULL if idle (kept) */
+    int term_sent;         /* SIGTERM sent: never reused */
+    int64_t kill_at_ms;    /* when SIGKILL follows (0: not scheduled) */
+    int broken;            /* wrote garbage: its lines are ignored from now on */
+    struct pool_job *job;  /* the job it runs, NULL if idle (kept) */
     int64_t err_window_ms; /* stderr rate limit: start of the second */
     unsigned err_lines, err_dropped;
 } pool_child_t;
@@ -148,12 +149,12 @@ typedef struct pool_job {
     char kind[JOBS_KIND_MAX + 1];
     uint64_t attempt, timeout_s;
     int64_t started_ms, deadline_ms;
-    const char *end;         /* why it is being stopped: "timeout", "cancelled",
-                              * "bad_output", "shutdown", "abandoned"; NULL */
+    const char *end; /* why it is being stopped: "timeout", "cancelled",
+                      * "bad_output", "shutdown", "abandoned"; NULL */
     char end_message[256];
-    buf_t result;            /* the last result (msgpack) */
+    buf_t result; /* the last result (msgpack) */
     int has_result;
-    int has_error;           /* per-job: an {"error":..} line came */
+    int has_error; /* per-job: an {"error":..} line came */
     char error[EVENT_MESSAGE_MAX + 1];
     pool_child_t *child;
 } pool_job_t;
@@ -167,19 +168,21 @@ typedef struct pool {
     int64_t grace_ms;
     uint64_t hb_ms, liveness; /* from the options until a welcome says otherwise */
     /* link.c */
-    void *zctx, *sock;
-    int zfd;
+    zconn_t link;
+    int link_open;
+    int hello_due;    /* the link is new: say hello when it is up */
+    int rx_body_seen; /* the current message's body was handled */
     int64_t last_recv_ms, last_send_ms;
-    int lost;      /* the broker went silent; not yet heard again */
+    int lost; /* the broker went silent; not yet heard again */
     uint64_t connects;
     /* loop.c */
     int sigfd, tfd;
-    int stopping;  /* SIGTERM came: bye sent, no new jobs */
+    int stopping; /* SIGTERM came: bye sent, no new jobs */
     int64_t stop_deadline_ms;
     int killed_rest;
     /* job.c */
     pool_job_t **jobs;
-    size_t njobs;  /* at most concurrency */
+    size_t njobs; /* at most concurrency */
     pool_child_t **children;
     size_t nchildren, children_cap;
     buf_t out, line, scratch;
@@ -194,8 +197,8 @@ int pool_link_open(pool_t *p, int64_t now_ms);
 void pool_link_close(pool_t *p, int linger_ms);
 /*  Sends p->out (a packed message). */
 void pool_link_send(pool_t *p);
-/*  Receives and handles every message waiting (call after any wake-up). */
-void pool_link_drain(pool_t *p, int64_t now_ms);
+/*  Writes what was sent this turn (the loop calls it every turn). */
+void pool_link_flush(pool_t *p);
 /*  Heartbeats out, broker liveness in (reconnects when it is silent). */
 void pool_link_tick(pool_t *p, int64_t now_ms);
 
