@@ -318,6 +318,8 @@ s_read(int *fd, pool_lines_t *lr)
                 return 1;
             if (lr->buf.len - lr->head > lr->max + sizeof chunk)
                 return 0; /* let the caller take lines out first */
+            if ((size_t)n < sizeof chunk)
+                return 0; /* drained for now: poll() says when more (or EOF) comes */
             continue;
         }
         if (n < 0 && errno == EINTR)

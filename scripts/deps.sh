@@ -3,7 +3,8 @@
 #   scripts/deps.sh            build and run
 #   scripts/deps.sh --browser  also chromium, node and npm for the browser tests
 #   scripts/deps.sh --fuzz     also clang 14 and its libFuzzer runtime (scripts/fuzz.sh)
-#   (both flags may be given)
+#   scripts/deps.sh --bench    also Celery and Redis (bench/jobs.py's peer, and its smoke)
+#   (flags may be combined)
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -24,8 +25,12 @@ for flag in "$@"; do
     # libFuzzer: clang's -fsanitize=fuzzer needs its runtime package too.
     PACKAGES="$PACKAGES clang-14 libclang-rt-14-dev"
     ;;
+  --bench)
+    # bench/jobs.py compares with Celery on Redis (Debian's packages).
+    PACKAGES="$PACKAGES python3-celery python3-redis redis-server"
+    ;;
   *)
-    echo "usage: scripts/deps.sh [--browser] [--fuzz]" >&2
+    echo "usage: scripts/deps.sh [--browser] [--fuzz] [--bench]" >&2
     exit 2
     ;;
   esac

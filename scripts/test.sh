@@ -7,11 +7,13 @@
 # few seconds (TASKCAST_FUZZ_SECONDS, default 10) with scripts/fuzz.sh.
 set -eu
 cd "$(dirname "$0")/.."
-./scripts/deps.sh --browser --fuzz
+./scripts/deps.sh --browser --fuzz --bench
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 # The browser tests skip themselves when chromium or playwright-core is
 # missing; here both were just installed, so a skip would be a failure.
 export TASKCAST_REQUIRE_BROWSER=1
+# Likewise Celery and Redis for the jobs benchmark's smoke (bench/jobs.py).
+export TASKCAST_REQUIRE_CELERY=1
 ./scripts/build.sh
 ./scripts/build.sh --sanitize
 # LeakSanitizer also runs; abort on the first UBSan finding.
