@@ -21,7 +21,8 @@
  *  never allocates: strings and args/result point into the message. The
  *  reader is lenient about unknown keys (forward compatibility) and strict
  *  about the type of every known one; jobs_wire_read() checks the fields a
- *  type requires.
+ *  type requires. The broker reads what workers send with it too: a worker
+ *  message it refuses is one the broker ignores (docs/protocol.md, 6).
  */
 #ifndef TC_JOBS_WIRE_H
 #define TC_JOBS_WIRE_H
