@@ -412,7 +412,7 @@ s_welcome(bk_jworker_t *w)
 }
 
 static void
-s_hello(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
+s_hello(broker_t *bk, bk_zpeer_t *peer, const jobs_msg_t *m)
 {
     bk_jobs_t *self = bk->jobs;
     bk_jworker_t *old = strmap_get(self->peers, &peer, sizeof peer);
@@ -421,34 +421,17 @@ s_hello(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
     bk_jworker_t *w = calloc(1, sizeof *w);
     if (!w)
         return;
-    w->concurrency = 1;
-    snprintf(w->name, sizeof w->name, "%s", bk_zpeer_addr(peer));
-    for (uint32_t i = 0; i < pairs; i++) {
-        mp_value_t k, v;
-        const uint8_t *at = r->p;
-        if (mp_read_pair(r, &k, &v, 4) != 0)
-            break;
-        if (mp_str_eq(&k, "name") && v.type == MP_STR)
-            snprintf(w->name, sizeof w->name, "%.*s",
-                     (int)(v.v.s.len > BK_JOBS_NAME_MAX ? BK_JOBS_NAME_MAX : v.v.s.len), v.v.s.p);
-        else if (mp_str_eq(&k, "concurrency") && v.type == MP_UINT && v.v.u >= 1 && v.v.u <= 10000)
-            w->concurrency = (uint32_t)v.v.u;
-        else if (mp_str_eq(&k, "kinds") && v.type == MP_ARRAY) {
-            mp_reader_t kr;
-            mp_reader_init(&kr, at, (size_t)(r->p - at));
-            mp_value_t skip;
-            (void)mp_read(&kr, &skip); /* the key */
-            (void)mp_read(&kr, &skip); /* the array header */
-            for (uint32_t n = 0; n < skip.v.n; n++) {
-                mp_value_t kind;
-                if (mp_read(&kr, &kind) != 0)
-                    break;
-                bk_jkind_t *kk =
-                    kind.type == MP_STR ? bk_job_kind(self, kind.v.s.p, kind.v.s.len) : NULL;
-                if (kk && w->nkinds < BK_JOBS_KINDS_PER_WORKER && !s_serves(w, kk))
-                    w->kinds[w->nkinds++] = kk;
-            }
-        }
+    w->concurrency = m->concurrency >= 1 && m->concurrency <= 10000 ? (uint32_t)m->concurrency : 1;
+    if (m->name.p) /* cut at BK_JOBS_NAME_MAX */
+        snprintf(w->name, sizeof w->name, "%.*s", (int)m->name.len, m->name.p);
+    else
+        snprintf(w->name, sizeof w->name, "%s", bk_zpeer_addr(peer));
+    size_t at = 0;
+    event_text_t kind;
+    while (jobs_kind_next(m, &at, &kind)) {
+        bk_jkind_t *k = bk_job_kind(self, kind.p, kind.len);
+        if (k && w->nkinds < BK_JOBS_KINDS_PER_WORKER && !s_serves(w, k))
+            w->kinds[w->nkinds++] = k;
     }
     w->peer = bk_zpeer_ref(peer);
     w->seen_ms = bk->now_ms;
@@ -467,13 +450,13 @@ s_hello(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
 /*  The job a worker's message is about, if it is running on that worker in
  *  that attempt (a late message of an earlier attempt is ignored). */
 static bk_job_t *
-s_its_job(bk_jobs_t *self, bk_jworker_t *w, const mp_value_t *tid, uint64_t attempt)
+s_its_job(bk_jobs_t *self, bk_jworker_t *w, const jobs_msg_t *m)
 {
-    bk_job_t *j = tid->type == MP_STR ? strmap_get(self->jobs, tid->v.s.p, tid->v.s.len) : NULL;
-    if (!j || (attempt && attempt != j->attempt) ||
+    bk_job_t *j = strmap_get(self->jobs, m->task_id.p, m->task_id.len);
+    if (!j || m->attempt != j->attempt ||
         (j->state != BK_JOB_RUNNING && j->state != BK_JOB_CANCELLING))
         return NULL;
-    if (!j->worker && attempt == j->attempt) {
+    if (!j->worker) {
         /* running when the broker restarted (jobs_persist.c): its worker is back */
         j->worker = w;
         w->running++;
@@ -482,75 +465,49 @@ s_its_job(bk_jobs_t *self, bk_jworker_t *w, const mp_value_t *tid, uint64_t atte
     return j->worker == w ? j : NULL;
 }
 
+/*  "done": the job ends as its worker says (an unknown status is a failure). */
+static void
+s_done(broker_t *bk, bk_job_t *j, const jobs_msg_t *m)
+{
+    char st[16] = "failed", rs[48] = "";
+    if (m->status.len < sizeof st)
+        snprintf(st, sizeof st, "%.*s", (int)m->status.len, m->status.p);
+    if (m->reason.len) /* cut at 47 bytes */
+        snprintf(rs, sizeof rs, "%.*s", (int)m->reason.len, m->reason.p);
+    if (j->state == BK_JOB_CANCELLING)
+        snprintf(st, sizeof st, "cancelled");
+    bk_jraw_t result = {m->result, m->result_len};
+    if (strcmp(st, "succeeded") == 0)
+        bk_job_finish(bk, j, st, NULL, m->message.p, m->message.len, m->result ? &result : NULL);
+    else if (strcmp(st, "cancelled") == 0)
+        bk_job_finish(bk, j, st, NULL, m->message.p, m->message.len, NULL);
+    else
+        bk_job_finish(bk, j, "failed", rs[0] ? rs : "failed", m->message.p, m->message.len, NULL);
+}
+
 /*  started, progress, done, release from worker w. */
 static void
-s_report(broker_t *bk, bk_jworker_t *w, const mp_value_t *type, mp_reader_t *r, uint32_t pairs)
+s_report(broker_t *bk, bk_jworker_t *w, const jobs_msg_t *m)
 {
-    mp_value_t tid = {0}, status = {0}, reason = {0}, message = {0}, progress = {0};
-    uint64_t attempt = 0;
-    bk_jraw_t result = {0};
-    for (uint32_t i = 0; i < pairs; i++) {
-        mp_value_t k, v;
-        const uint8_t *at = r->p;
-        if (mp_read_pair(r, &k, &v, EVENT_DEPTH_MAX + 1) != 0)
-            return;
-        if (mp_str_eq(&k, "task_id"))
-            tid = v;
-        else if (mp_str_eq(&k, "attempt") && v.type == MP_UINT)
-            attempt = v.v.u;
-        else if (mp_str_eq(&k, "status") && v.type == MP_STR)
-            status = v;
-        else if (mp_str_eq(&k, "reason") && v.type == MP_STR)
-            reason = v;
-        else if (mp_str_eq(&k, "message") && v.type == MP_STR)
-            message = v;
-        else if (mp_str_eq(&k, "progress"))
-            progress = v;
-        else if (mp_str_eq(&k, "result")) {
-            mp_reader_t kr;
-            mp_reader_init(&kr, at, (size_t)(r->p - at));
-            mp_value_t key;
-            (void)mp_read(&kr, &key);
-            result.p = kr.p;
-            result.len = (size_t)(r->p - kr.p);
-        }
-    }
-    bk_job_t *j = s_its_job(bk->jobs, w, &tid, attempt);
+    bk_job_t *j = s_its_job(bk->jobs, w, m);
     if (!j)
         return;
-    const char *msg = message.type == MP_STR ? message.v.s.p : NULL;
-    size_t mlen = message.type == MP_STR ? message.v.s.len : 0;
     bk_jwhy_t why;
-    if (mp_str_eq(type, "started")) {
+    if (m->type == JOBS_STARTED) {
         if (j->state == BK_JOB_RUNNING && bk_job_emit(bk, j, "running", NULL, 0, NULL, 1,
                                                       bk_job_pack_worker, w, NULL, NULL, &why) != 0)
             log_warn(&bk->log, "job %s: running refused: %s", bk_job_tid(j), why.detail);
     }
-    else if (mp_str_eq(type, "progress")) {
-        int has_p =
-            progress.type == MP_UINT || progress.type == MP_INT || progress.type == MP_FLOAT;
+    else if (m->type == JOBS_PROGRESS) {
         if (j->state == BK_JOB_RUNNING &&
-            bk_job_emit(bk, j, "running", msg, mlen, has_p ? &progress : NULL, 1,
-                        bk_job_pack_worker, w, NULL, NULL, &why) != 0)
+            bk_job_emit(bk, j, "running", m->message.p, m->message.len,
+                        m->has_progress ? &m->progress : NULL, 1, bk_job_pack_worker, w, NULL, NULL,
+                        &why) != 0)
             log_warn(&bk->log, "job %s: progress refused: %s", bk_job_tid(j), why.detail);
     }
-    else if (mp_str_eq(type, "done")) {
-        char st[16] = "failed", rs[48] = "";
-        if (status.type == MP_STR && status.v.s.len < sizeof st)
-            snprintf(st, sizeof st, "%.*s", (int)status.v.s.len, status.v.s.p);
-        if (reason.type == MP_STR)
-            snprintf(rs, sizeof rs, "%.*s", (int)(reason.v.s.len < 47 ? reason.v.s.len : 47),
-                     reason.v.s.p);
-        if (j->state == BK_JOB_CANCELLING)
-            snprintf(st, sizeof st, "cancelled");
-        if (strcmp(st, "succeeded") == 0)
-            bk_job_finish(bk, j, st, NULL, msg, mlen, result.p ? &result : NULL);
-        else if (strcmp(st, "cancelled") == 0)
-            bk_job_finish(bk, j, st, NULL, msg, mlen, NULL);
-        else
-            bk_job_finish(bk, j, "failed", rs[0] ? rs : "failed", msg, mlen, NULL);
-    }
-    else if (mp_str_eq(type, "release")) {
+    else if (m->type == JOBS_DONE)
+        s_done(bk, j, m);
+    else if (m->type == JOBS_RELEASE) {
         /* handed back (the worker is stopping): queued again, no retry used */
         w->running--;
         j->attempt--;
@@ -570,8 +527,48 @@ s_report(broker_t *bk, bk_jworker_t *w, const mp_value_t *type, mp_reader_t *r, 
     s_dispatch(bk);
 }
 
+/*  A pool worker's message, read by jobs_wire_read() (w: NULL if its peer
+ *  has not said hello). One jobs_wire refuses is ignored; the broker does
+ *  not answer workers but with welcome, job, cancel and heartbeat. */
+static void
+s_worker(broker_t *bk, bk_jworker_t *w, bk_zpeer_t *peer, const uint8_t *data, size_t len)
+{
+    jobs_msg_t m;
+    char err[160];
+    int rc = jobs_wire_read(data, len, &m, err, sizeof err);
+    switch (m.type) {
+    case JOBS_HELLO:
+    case JOBS_HEARTBEAT:
+    case JOBS_STARTED:
+    case JOBS_PROGRESS:
+    case JOBS_DONE:
+    case JOBS_RELEASE:
+    case JOBS_BYE:
+        break;
+    default: /* unknown, or what only the broker sends */
+        bk_job_refuse(bk, peer, "unknown_type",
+                      "type must be submit, cancel, or a pool worker's message", 0, 0);
+        return;
+    }
+    if (!w && m.type != JOBS_HELLO)
+        return; /* a worker we do not know (the broker restarted): its hello will come */
+    if (rc != 0)
+        log_warn(&bk->log, "%s from %s ignored: %s", jobs_type_name(m.type), bk_zpeer_addr(peer),
+                 err);
+    else if (m.type == JOBS_HELLO)
+        s_hello(bk, peer, &m);
+    else if (m.type == JOBS_BYE) {
+        w->leaving = 1;
+        log_info(&bk->log, "worker %s is leaving; %u jobs running", w->name, w->running);
+    }
+    else if (m.type != JOBS_HEARTBEAT)
+        s_report(bk, w, &m);
+}
+
 /* ---------------------------------------------------------------- the socket */
 
+/*  One message: a submitter's (submit, cancel: jobs_submit.c) or a pool
+ *  worker's. */
 static void
 s_message(broker_t *bk, bk_zmsg_t *m)
 {
@@ -583,53 +580,28 @@ s_message(broker_t *bk, bk_zmsg_t *m)
                       "a message must be one msgpack map in one frame", 0, 0);
         return;
     }
-    mp_reader_t r;
-    mp_value_t top, k, type = {0};
-    mp_reader_init(&r, m->frames[at].p, m->frames[at].len);
-    if (!mp_check(m->frames[at].p, m->frames[at].len, EVENT_DEPTH_MAX + 2) ||
-        mp_read(&r, &top) != 0 || top.type != MP_MAP) {
+    const uint8_t *data = m->frames[at].p;
+    size_t len = m->frames[at].len;
+    event_text_t type;
+    int is_map;
+    char err[160];
+    int rc = jobs_wire_type(data, len, &type, &is_map, err, sizeof err);
+    if (!is_map) {
         bk_job_refuse(bk, m->peer, EVENT_E_MALFORMED, "a message must be one msgpack map", 0, 0);
         return;
-    }
-    /* find "type" first (anywhere in the map) */
-    mp_reader_t scan = r;
-    for (uint32_t i = 0; i < top.v.n; i++) {
-        mp_value_t v;
-        if (mp_read_pair(&scan, &k, &v, EVENT_DEPTH_MAX + 1) != 0)
-            break;
-        if (mp_str_eq(&k, "type") && v.type == MP_STR)
-            type = v;
     }
     bk_jworker_t *w = strmap_get(bk->jobs->peers, &m->peer, sizeof m->peer);
     if (w)
         w->seen_ms = bk->now_ms;
-    if (type.type != MP_STR) {
+    if (rc != 0)
         bk_job_refuse(bk, m->peer, EVENT_E_MISSING_FIELD, "field 'type' (a string) is required", 0,
                       0);
-        return;
-    }
-    if (mp_str_eq(&type, "submit"))
-        bk_job_submit(bk, m->peer, &r, top.v.n);
-    else if (mp_str_eq(&type, "cancel"))
-        bk_job_cancel(bk, m->peer, &r, top.v.n);
-    else if (mp_str_eq(&type, "hello"))
-        s_hello(bk, m->peer, &r, top.v.n);
-    else if (w && mp_str_eq(&type, "heartbeat"))
-        ;
-    else if (w && mp_str_eq(&type, "bye")) {
-        w->leaving = 1;
-        log_info(&bk->log, "worker %s is leaving; %u jobs running", w->name, w->running);
-    }
-    else if (w && (mp_str_eq(&type, "started") || mp_str_eq(&type, "progress") ||
-                   mp_str_eq(&type, "done") || mp_str_eq(&type, "release")))
-        s_report(bk, w, &type, &r, top.v.n);
-    else if (!w && (mp_str_eq(&type, "heartbeat") || mp_str_eq(&type, "started") ||
-                    mp_str_eq(&type, "progress") || mp_str_eq(&type, "done") ||
-                    mp_str_eq(&type, "release") || mp_str_eq(&type, "bye")))
-        ; /* a worker we do not know (the broker restarted): its hello will come */
+    else if (type.len == 6 && memcmp(type.p, "submit", 6) == 0)
+        bk_job_submit(bk, m->peer, data, len);
+    else if (type.len == 6 && memcmp(type.p, "cancel", 6) == 0)
+        bk_job_cancel(bk, m->peer, data, len);
     else
-        bk_job_refuse(bk, m->peer, "unknown_type",
-                      "type must be submit, cancel, or a pool worker's message", 0, 0);
+        s_worker(bk, w, m->peer, data, len);
 }
 
 /*  Writes what was recorded (events, job records) to the journal; then what

@@ -1,7 +1,8 @@
 /*  jobs.h: what the jobs modules share (private to broker/jobs*.c).
  *
  *    jobs.c         the socket: messages in, workers (hello, heartbeats,
- *                   reports), queue and dispatch, retries, the tick
+ *                   reports, read by common/jobs_wire.c), queue and
+ *                   dispatch, retries, the tick
  *    jobs_submit.c  submit (with its idempotency window) and cancel
  *    jobs_out.c     what leaves: task events through the normal path,
  *                   answers, job and cancel messages to workers
@@ -13,7 +14,7 @@
 #include <stdint.h>
 
 #include "broker.h"
-#include "mpread.h"
+#include "jobs_wire.h"
 
 #define BK_JOBS_HEARTBEAT_MS     1000
 #define BK_JOBS_LIVENESS         3     /* heartbeats a peer may miss */
@@ -21,7 +22,7 @@
 #define BK_JOBS_TIMEOUT_SLACK_MS 10000 /* the broker's backstop past a job's timeout */
 #define BK_JOBS_BACKOFF_MS       1000  /* first retry; doubled each time */
 #define BK_JOBS_BACKOFF_MAX_MS   60000
-#define BK_JOBS_KIND_MAX         64
+#define BK_JOBS_KIND_MAX         JOBS_KIND_MAX
 #define BK_JOBS_KINDS_PER_WORKER 32
 #define BK_JOBS_NAME_MAX         64
 #define BK_JOBS_IDEM_MAX         65536 /* (producer, pseq) of submits remembered */
@@ -129,8 +130,9 @@ typedef struct {
  *  peer behind it in commit.c. "data" holds kind, attempt and extra_pairs
  *  more from extra(arg). 0, or -1 with why. */
 int bk_job_emit(broker_t *bk, const bk_job_t *j, const char *status, const char *message,
-                size_t mlen, const mp_value_t *progress, uint32_t extra_pairs, bk_jpack_fn extra,
-                const void *arg, bk_zpeer_t *peer, const buf_t *answer, bk_jwhy_t *why);
+                size_t mlen, const jobs_progress_t *progress, uint32_t extra_pairs,
+                bk_jpack_fn extra, const void *arg, bk_zpeer_t *peer, const buf_t *answer,
+                bk_jwhy_t *why);
 void bk_job_pack_worker(msgpack_packer *pk, const void *arg); /* arg: bk_jworker_t */
 void bk_job_pack_reason(msgpack_packer *pk, const void *arg); /* arg: a string */
 void bk_job_pack_result(msgpack_packer *pk, const void *arg); /* arg: bk_jraw_t */
@@ -165,7 +167,8 @@ int bk_job_durable(const broker_t *bk, const bk_job_t *j);
 /* jobs_submit.c */
 /*  Remembers a submit's idempotency key for the job task id. */
 void bk_job_remember(bk_jobs_t *self, const char *key, size_t klen, const char *tid, size_t tlen);
-void bk_job_submit(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs);
-void bk_job_cancel(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs);
+/*  A submit / a cancel (data: one well-formed msgpack map), answered. */
+void bk_job_submit(broker_t *bk, bk_zpeer_t *peer, const uint8_t *data, size_t len);
+void bk_job_cancel(broker_t *bk, bk_zpeer_t *peer, const uint8_t *data, size_t len);
 
 #endif

@@ -25,8 +25,8 @@
  *  more from extra(). 0, or -1 with why. */
 int
 bk_job_emit(broker_t *bk, const bk_job_t *j, const char *status, const char *message, size_t mlen,
-            const mp_value_t *progress, uint32_t extra_pairs, bk_jpack_fn extra, const void *arg,
-            bk_zpeer_t *peer, const buf_t *answer, bk_jwhy_t *why)
+            const jobs_progress_t *progress, uint32_t extra_pairs, bk_jpack_fn extra,
+            const void *arg, bk_zpeer_t *peer, const buf_t *answer, bk_jwhy_t *why)
 {
     buf_t b;
     buf_init(&b);
@@ -38,15 +38,8 @@ bk_job_emit(broker_t *bk, const bk_job_t *j, const char *status, const char *mes
     wire_pack_kv_str(&pk, "status", status, strlen(status));
     if (message)
         wire_pack_kv_str(&pk, "message", message, mlen);
-    if (progress) {
-        wire_pack_str(&pk, "progress");
-        if (progress->type == MP_FLOAT)
-            msgpack_pack_double(&pk, progress->v.f);
-        else if (progress->type == MP_INT)
-            msgpack_pack_int64(&pk, progress->v.i);
-        else
-            msgpack_pack_uint64(&pk, progress->v.u);
-    }
+    if (progress)
+        jobs_pack_kv_progress(&pk, progress);
     wire_pack_str(&pk, "data");
     msgpack_pack_map(&pk, 2 + extra_pairs);
     wire_pack_kv_str(&pk, "kind", j->kind->name, strlen(j->kind->name));

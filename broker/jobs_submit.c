@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "dlist.h"
 #include "jobs.h"
+#include "mpread.h"
 #include "wire.h"
 #include "zmtp.h"
 
@@ -24,6 +25,16 @@ typedef struct {
     int has_kind, has_user, has_task, has_producer, has_pseq, has_timeout, has_retries;
     uint64_t pseq, timeout_s, max_retries;
 } s_submit_t;
+
+/*  Past the header of a message's map (the caller found it well-formed):
+ *  its pair count. */
+static uint32_t
+s_open(mp_reader_t *r, const uint8_t *data, size_t len)
+{
+    mp_value_t map;
+    mp_reader_init(r, data, len);
+    return mp_read(r, &map) == 0 && map.type == MP_MAP ? map.v.n : 0;
+}
 
 /*  Reads a submit; 0, or -1 with why (code, detail). */
 static int
@@ -98,13 +109,7 @@ s_read_submit(mp_reader_t *r, uint32_t pairs, s_submit_t *s, bk_jwhy_t *why)
         return -1;
     }
     why->code = EVENT_E_INVALID_VALUE;
-    int kind_ok = s->kind.v.s.len >= 1 && s->kind.v.s.len <= BK_JOBS_KIND_MAX;
-    for (uint32_t i = 0; kind_ok && i < s->kind.v.s.len; i++) {
-        char c = s->kind.v.s.p[i];
-        kind_ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '.' || c == '-';
-    }
-    if (!kind_ok) {
+    if (!jobs_kind_valid(s->kind.v.s.p, s->kind.v.s.len)) {
         snprintf(why->detail, sizeof why->detail,
                  "field 'kind' must be 1..%d bytes of [A-Za-z0-9_.-]", BK_JOBS_KIND_MAX);
         return -1;
@@ -186,12 +191,14 @@ s_pack_accepted(buf_t *b, const char *tid, size_t tlen, const s_submit_t *s, int
 }
 
 void
-bk_job_submit(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
+bk_job_submit(broker_t *bk, bk_zpeer_t *peer, const uint8_t *data, size_t len)
 {
     bk_jobs_t *self = bk->jobs;
     s_submit_t s = {0};
     bk_jwhy_t why;
-    if (s_read_submit(r, pairs, &s, &why) != 0) {
+    mp_reader_t r;
+    uint32_t pairs = s_open(&r, data, len);
+    if (s_read_submit(&r, pairs, &s, &why) != 0) {
         bk_job_refuse(bk, peer, why.code, why.detail, s.has_pseq, s.pseq);
         return;
     }
@@ -314,14 +321,16 @@ bk_job_submit(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
 
 /*  {"type":"cancel","task_id":..,"user_id":..}: only the job's own user. */
 void
-bk_job_cancel(broker_t *bk, bk_zpeer_t *peer, mp_reader_t *r, uint32_t pairs)
+bk_job_cancel(broker_t *bk, bk_zpeer_t *peer, const uint8_t *data, size_t len)
 {
     mp_value_t tid = {0}, uid = {0};
     int has_pseq = 0;
     uint64_t pseq = 0;
+    mp_reader_t r;
+    uint32_t pairs = s_open(&r, data, len);
     for (uint32_t i = 0; i < pairs; i++) {
         mp_value_t k, v;
-        if (mp_read_pair(r, &k, &v, 4) != 0) {
+        if (mp_read_pair(&r, &k, &v, 4) != 0) {
             bk_job_refuse(bk, peer, EVENT_E_MALFORMED, "the message is not valid msgpack", 0, 0);
             return;
         }

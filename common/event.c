@@ -42,7 +42,6 @@ static const char *const s_status_names[] = {"queued", "running", "succeeded", "
 #define S_MALFORMED -2 /* the bytes are not well-formed msgpack */
 
 /*  How much of an unknown key the detail quotes. */
-#define S_QUOTE_MAX 40
 
 static void s_fail(event_error_t *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -57,14 +56,12 @@ s_fail(event_error_t *err, const char *code, const char *fmt, ...)
     va_end(ap);
 }
 
-/*  Writes at most S_QUOTE_MAX bytes of untrusted text into out as printable
- *  ASCII: other bytes (and ' and \) become \xNN, a longer text ends in "...". */
-static void
-s_quote(char *out, size_t outlen, const char *s, size_t len)
+void
+event_quote(char *out, size_t outlen, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t w = 0;
-    for (size_t i = 0; i < len && i < S_QUOTE_MAX; i++) {
+    for (size_t i = 0; i < len && i < EVENT_QUOTE_MAX; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
             if (w + 1 >= outlen)
@@ -80,7 +77,7 @@ s_quote(char *out, size_t outlen, const char *s, size_t len)
             out[w++] = hex[c & 15];
         }
     }
-    if (len > S_QUOTE_MAX && w + 3 < outlen) {
+    if (len > EVENT_QUOTE_MAX && w + 3 < outlen) {
         memcpy(out + w, "...", 3);
         w += 3;
     }
@@ -644,8 +641,8 @@ event_decode(event_t *ev, const void *buf, size_t len, event_origin_t origin, ev
         }
         s_field_t f = s_lookup(key.v.s.p, key.v.s.len, origin);
         if (f == S_F_UNKNOWN || (seen & (1u << f))) {
-            char quoted[S_QUOTE_MAX * 4 + 4];
-            s_quote(quoted, sizeof quoted, key.v.s.p, key.v.s.len);
+            char quoted[EVENT_QUOTE_MAX * 4 + 4];
+            event_quote(quoted, sizeof quoted, key.v.s.p, key.v.s.len);
             if (f == S_F_UNKNOWN)
                 s_fail(err, EVENT_E_UNKNOWN_FIELD, "unknown field '%s'", quoted);
             else

@@ -149,4 +149,11 @@ int event_utf8_valid(const char *s, size_t len);
 /*  1 if the bytes are a valid user id: 1..64 of [A-Za-z0-9_.-]. */
 int event_user_id_valid(const char *s, size_t len);
 
+#define EVENT_QUOTE_MAX 40 /* bytes of untrusted text event_quote() writes */
+/*  Writes at most EVENT_QUOTE_MAX bytes of untrusted text into out as
+ *  printable ASCII, for an error sentence: other bytes (and ' and \)
+ *  become \xNN, a longer text ends in "...". out: EVENT_QUOTE_MAX * 4 + 4
+ *  bytes hold any. */
+void event_quote(char *out, size_t outlen, const char *s, size_t len);
+
 #endif

@@ -10,10 +10,10 @@
 #define S_DEPTH (EVENT_DEPTH_MAX + 1) /* args/result nest like event data */
 
 static const char *const s_names[] = {
-    [JOBS_UNKNOWN] = "?",          [JOBS_HELLO] = "hello",   [JOBS_HEARTBEAT] = "heartbeat",
-    [JOBS_STARTED] = "started",    [JOBS_PROGRESS] = "progress", [JOBS_DONE] = "done",
-    [JOBS_RELEASE] = "release",    [JOBS_BYE] = "bye",       [JOBS_WELCOME] = "welcome",
-    [JOBS_JOB] = "job",            [JOBS_CANCEL] = "cancel",
+    [JOBS_UNKNOWN] = "?",       [JOBS_HELLO] = "hello",       [JOBS_HEARTBEAT] = "heartbeat",
+    [JOBS_STARTED] = "started", [JOBS_PROGRESS] = "progress", [JOBS_DONE] = "done",
+    [JOBS_RELEASE] = "release", [JOBS_BYE] = "bye",           [JOBS_WELCOME] = "welcome",
+    [JOBS_JOB] = "job",         [JOBS_CANCEL] = "cancel",
 };
 
 const char *
@@ -118,10 +118,10 @@ s_field(jobs_msg_t *m, const mp_value_t *key, const mp_value_t *v, const uint8_t
 }
 
 static jobs_type_t
-s_type(const mp_value_t *v)
+s_type(event_text_t t)
 {
     for (size_t i = 1; i < sizeof s_names / sizeof s_names[0]; i++)
-        if (mp_str_eq(v, s_names[i]))
+        if (strlen(s_names[i]) == t.len && memcmp(s_names[i], t.p, t.len) == 0)
             return (jobs_type_t)i;
     return JOBS_UNKNOWN;
 }
@@ -151,51 +151,107 @@ s_missing(const jobs_msg_t *m)
     }
 }
 
-int
-jobs_wire_read(const void *data, size_t len, jobs_msg_t *m, char *err, size_t errlen)
+/*  Opens the map: 0 with its pair count, or -1 with a sentence. */
+static int
+s_open(mp_reader_t *r, const void *data, size_t len, uint32_t *pairs, char *err, size_t errlen)
 {
-    memset(m, 0, sizeof *m);
-    mp_reader_t r;
-    mp_value_t map, key, val;
-    mp_reader_init(&r, data, len);
-    if (mp_read(&r, &map) != 0 || map.type != MP_MAP) {
+    mp_value_t map;
+    mp_reader_init(r, data, len);
+    if (mp_read(r, &map) != 0 || map.type != MP_MAP) {
         snprintf(err, errlen, "message is not a msgpack map");
         return -1;
     }
-    int has_type = 0;
-    for (uint32_t i = 0; i < map.v.n; i++) {
-        if (mp_read(&r, &key) != 0 || key.type != MP_STR) {
-            snprintf(err, errlen, "malformed map or a key that is not a string");
+    *pairs = map.v.n;
+    return 0;
+}
+
+/*  The next pair: the key, the value's header in val and its bytes in
+ *  *span (span_len). 0, or -1 with a sentence. */
+static int
+s_pair(mp_reader_t *r, mp_value_t *key, mp_value_t *val, const uint8_t **span, size_t *span_len,
+       char *err, size_t errlen)
+{
+    if (mp_read(r, key) != 0 || key->type != MP_STR) {
+        snprintf(err, errlen, "malformed map or a key that is not a string");
+        return -1;
+    }
+    *span = r->p;
+    mp_reader_t peek = *r;
+    if (mp_read(&peek, val) != 0 || mp_skip(r, S_DEPTH) != 0) {
+        char quoted[EVENT_QUOTE_MAX * 4 + 4];
+        event_quote(quoted, sizeof quoted, key->v.s.p, key->v.s.len);
+        snprintf(err, errlen, "malformed value for key '%s'", quoted);
+        return -1;
+    }
+    *span_len = (size_t)(r->p - *span);
+    return 0;
+}
+
+int
+jobs_wire_type(const void *data, size_t len, event_text_t *type, int *is_map, char *err,
+               size_t errlen)
+{
+    mp_reader_t r;
+    mp_value_t key, val;
+    const uint8_t *span;
+    size_t span_len;
+    uint32_t pairs;
+    int has_type = 0, bad_type = 0;
+    *is_map = 0;
+    if (s_open(&r, data, len, &pairs, err, errlen) != 0)
+        return -1;
+    for (uint32_t i = 0; i < pairs; i++) {
+        if (s_pair(&r, &key, &val, &span, &span_len, err, errlen) != 0)
             return -1;
-        }
-        const uint8_t *span = r.p;
-        mp_reader_t peek = r;
-        if (mp_read(&peek, &val) != 0 || mp_skip(&r, S_DEPTH) != 0) {
-            snprintf(err, errlen, "malformed value for key '%.*s'", (int)key.v.s.len, key.v.s.p);
-            return -1;
-        }
-        if (mp_str_eq(&key, "type")) {
-            if (val.type != MP_STR) {
-                snprintf(err, errlen, "field 'type' must be a string");
-                return -1;
-            }
-            m->type = s_type(&val);
+        if (mp_str_eq(&key, "type") && val.type != MP_STR)
+            bad_type = 1;
+        else if (mp_str_eq(&key, "type")) {
+            *type = (event_text_t){val.v.s.p, val.v.s.len};
             has_type = 1;
-            continue;
-        }
-        if (s_field(m, &key, &val, span, (size_t)(r.p - span)) != 0) {
-            snprintf(err, errlen, "field '%.*s' has a wrong type or value", (int)key.v.s.len,
-                     key.v.s.p);
-            return -1;
         }
     }
     if (mp_reader_left(&r) != 0) {
         snprintf(err, errlen, "bytes after the message");
         return -1;
     }
-    if (!has_type || m->type == JOBS_UNKNOWN) {
-        snprintf(err, errlen, has_type ? "unknown type" : "field 'type' is missing");
+    *is_map = 1;
+    if (bad_type || !has_type) {
+        snprintf(err, errlen,
+                 bad_type ? "field 'type' must be a string" : "field 'type' is missing");
         return -1;
+    }
+    return 0;
+}
+
+int
+jobs_wire_read(const void *data, size_t len, jobs_msg_t *m, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    event_text_t type;
+    int is_map;
+    if (jobs_wire_type(data, len, &type, &is_map, err, errlen) != 0)
+        return -1;
+    m->type = s_type(type);
+    if (m->type == JOBS_UNKNOWN) {
+        snprintf(err, errlen, "unknown type");
+        return -1;
+    }
+    mp_reader_t r;
+    mp_value_t key, val;
+    const uint8_t *span;
+    size_t span_len;
+    uint32_t pairs;
+    if (s_open(&r, data, len, &pairs, err, errlen) != 0) /* jobs_wire_type() read it whole */
+        return -1;
+    for (uint32_t i = 0; i < pairs; i++) {
+        if (s_pair(&r, &key, &val, &span, &span_len, err, errlen) != 0)
+            return -1;
+        if (!mp_str_eq(&key, "type") && s_field(m, &key, &val, span, span_len) != 0) {
+            /* a known key: printable */
+            snprintf(err, errlen, "field '%.*s' has a wrong type or value", (int)key.v.s.len,
+                     key.v.s.p);
+            return -1;
+        }
     }
     const char *missing = s_missing(m);
     if (missing) {
@@ -203,6 +259,21 @@ jobs_wire_read(const void *data, size_t len, jobs_msg_t *m, char *err, size_t er
         return -1;
     }
     return 0;
+}
+
+int
+jobs_kind_next(const jobs_msg_t *m, size_t *at, event_text_t *kind)
+{
+    mp_reader_t r;
+    mp_value_t v;
+    if (!m->kinds || *at >= m->kinds_len)
+        return 0;
+    mp_reader_init(&r, m->kinds + *at, m->kinds_len - *at);
+    if (mp_read(&r, &v) != 0 || v.type != MP_STR) /* read by jobs_wire_read(): cannot be */
+        return 0;
+    *kind = (event_text_t){v.v.s.p, v.v.s.len};
+    *at = (size_t)(r.p - m->kinds);
+    return 1;
 }
 
 /* ---------------------------------------------------------------- packing */
@@ -259,13 +330,8 @@ jobs_pack_progress(buf_t *out, const char *task_id, uint64_t attempt,
     msgpack_packer pk;
     s_begin(&pk, out, JOBS_PROGRESS, 2 + (progress != NULL) + (message != NULL));
     s_task(&pk, task_id, attempt);
-    if (progress) {
-        wire_pack_str(&pk, "progress");
-        if (progress->is_float)
-            msgpack_pack_double(&pk, progress->f);
-        else
-            msgpack_pack_uint64(&pk, progress->u);
-    }
+    if (progress)
+        jobs_pack_kv_progress(&pk, progress);
     if (message)
         wire_pack_kv_str(&pk, "message", message, strlen(message));
 }
@@ -275,8 +341,7 @@ jobs_pack_done(buf_t *out, const char *task_id, uint64_t attempt, const char *st
                const char *reason, const char *message, const void *result, size_t result_len)
 {
     msgpack_packer pk;
-    s_begin(&pk, out, JOBS_DONE,
-            3 + (reason != NULL) + (message != NULL) + (result != NULL));
+    s_begin(&pk, out, JOBS_DONE, 3 + (reason != NULL) + (message != NULL) + (result != NULL));
     s_task(&pk, task_id, attempt);
     wire_pack_kv_str(&pk, "status", status, strlen(status));
     if (reason)
@@ -287,6 +352,16 @@ jobs_pack_done(buf_t *out, const char *task_id, uint64_t attempt, const char *st
         wire_pack_str(&pk, "result");
         buf_append(out, result, result_len);
     }
+}
+
+void
+jobs_pack_kv_progress(msgpack_packer *pk, const jobs_progress_t *progress)
+{
+    wire_pack_str(pk, "progress");
+    if (progress->is_float)
+        msgpack_pack_double(pk, progress->f);
+    else
+        msgpack_pack_uint64(pk, progress->u);
 }
 
 void

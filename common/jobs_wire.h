@@ -21,13 +21,16 @@
  *  never allocates: strings and args/result point into the message. The
  *  reader is lenient about unknown keys (forward compatibility) and strict
  *  about the type of every known one; jobs_wire_read() checks the fields a
- *  type requires.
+ *  type requires. The broker reads what workers send with it too: a worker
+ *  message it refuses is one the broker ignores (docs/protocol.md, 6).
  */
 #ifndef TC_JOBS_WIRE_H
 #define TC_JOBS_WIRE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <msgpack.h>
 
 #include "buf.h"
 #include "event.h"
@@ -75,9 +78,23 @@ const char *jobs_type_name(jobs_type_t t);
 /*  1 if a kind name is valid: 1..64 bytes of [A-Za-z0-9_.-]. */
 int jobs_kind_valid(const char *s, size_t len);
 
+/*  The "type" string of a message, wherever it stands in the map (the
+ *  broker's socket carries submits and cancels too, which are not read
+ *  here). Returns 0, or -1 with a sentence in err; *is_map is 1 if the
+ *  message is one well-formed map with string keys (then only "type" was
+ *  missing or not a string), else 0. */
+int jobs_wire_type(const void *data, size_t len, event_text_t *type, int *is_map, char *err,
+                   size_t errlen);
+
 /*  Reads one message. Returns 0, or -1 with a sentence in err (not a map,
- *  unknown type, a known key of the wrong type, a required field missing). */
+ *  unknown type, a known key of the wrong type, a required field missing).
+ *  m->type is read first: it is set (JOBS_UNKNOWN for a type not named
+ *  above) also when a field is refused. */
 int jobs_wire_read(const void *data, size_t len, jobs_msg_t *m, char *err, size_t errlen);
+
+/*  A hello's kinds, one at a time: *at starts at 0. 1 with the next kind,
+ *  or 0 after the last. */
+int jobs_kind_next(const jobs_msg_t *m, size_t *at, event_text_t *kind);
 
 /* ---------------------------------------------------------------- worker -> broker */
 
@@ -92,8 +109,11 @@ void jobs_pack_progress(buf_t *out, const char *task_id, uint64_t attempt,
                         const jobs_progress_t *progress, const char *message);
 /*  reason, message NULL: left out; result NULL: left out, else raw msgpack. */
 void jobs_pack_done(buf_t *out, const char *task_id, uint64_t attempt, const char *status,
-                    const char *reason, const char *message, const void *result,
-                    size_t result_len);
+                    const char *reason, const char *message, const void *result, size_t result_len);
+
+/*  "progress": N or F, as a pair of the map pk is packing (the worker's
+ *  message, and the task event the broker makes of it). */
+void jobs_pack_kv_progress(msgpack_packer *pk, const jobs_progress_t *progress);
 
 /* ---------------------------------------------------------------- broker -> worker */
 

@@ -326,6 +326,33 @@ def corpus_wire(cap):
     c.add("sync_req_stats", pack({"req": 3, "op": "stats"}))
 
 
+def corpus_jobs_wire():
+    """The jobs socket's messages: a pool worker's, the broker's, and a
+    submitter's (which only jobs_wire_type() reads)."""
+    c = Corpus("jobs_wire")
+    t = {"task_id": "j-00000000000000a1", "attempt": 1}
+    c.add("hello", pack({"type": "hello", "name": "host-1", "kinds": ["render", "thumb.v2"],
+                         "concurrency": 2}))
+    c.add("heartbeat", pack({"type": "heartbeat"}))
+    c.add("bye", pack({"type": "bye"}))
+    c.add("started", pack({"type": "started", **t}))
+    c.add("progress", pack({"type": "progress", **t, "progress": 42, "message": "frame 1 of 3"}))
+    c.add("progress_float", pack({"type": "progress", **t, "progress": 12.5}))
+    c.add("done_succeeded", pack({"type": "done", **t, "status": "succeeded",
+                                  "result": {"url": "/out.mp4", "frames": [1, 2.5, None]}}))
+    c.add("done_failed", pack({"type": "done", **t, "status": "failed", "reason": "exit_status",
+                               "message": "exit status 3"}))
+    c.add("release", pack({"type": "release", **t}))
+    c.add("welcome", pack({"type": "welcome", "heartbeat_ms": 1000, "liveness": 3}))
+    c.add("job", pack({"type": "job", **t, "user_id": "2", "kind": "render",
+                       "args": {"frames": 3}, "timeout_s": 3600}))
+    c.add("cancel", pack({"type": "cancel", **t}))
+    c.add("type_last", pack({"attempt": 2, "task_id": "t", "future": {"k": []}, "type": "started"}))
+    c.add("submit", pack({"type": "submit", "kind": "render", "user_id": "2", "args": [1],
+                          "producer": "backend-1", "pseq": 7}))
+    c.add("bad_attempt", pack({"type": "started", "task_id": "t", "attempt": "1"}))
+
+
 def corpus_zmtp(cap):
     c = Corpus("zmtp")
     fanout, sync, replay = cap["fanout"], cap["sync"], cap["sync_replay"]
@@ -369,6 +396,7 @@ def main():
     corpus_json()
     corpus_jwt()
     corpus_wire(cap)
+    corpus_jobs_wire()
     corpus_zmtp(cap)
     kinds = corpus_journal(cap)
     print(f"journal record kinds: {b''.join(kinds).decode()}")

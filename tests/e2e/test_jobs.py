@@ -168,6 +168,38 @@ def test_failed_job_carries_its_reason(tc):
     tc.run(main)
 
 
+def test_worker_messages_out_of_shape_are_ignored(tc):
+    """A worker's message that common/jobs_wire refuses (a field of the wrong
+    type, a required one missing), or about another attempt, makes no event
+    and no answer; a type only the broker sends is unknown_type."""
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    user = uid()
+
+    async def main():
+        ws = await tc.connect(gw, user)
+        w = PoolWorker(broker, ["k"])
+        tid = submit(broker, kind="k", user_id=user)["task_id"]
+        f = await ws.recv_task()
+        assert (f["task_id"], f["status"]) == (tid, "queued"), f
+        job = w.job()
+        w.send(type="started", task_id=tid, attempt=str(job["attempt"]))
+        w.send(type="started", task_id=tid, attempt=job["attempt"] + 1)
+        w.report("progress", job, progress=101)
+        w.report("done", job)  # no status
+        w.quiet(0.5)
+        w.send(type="job", task_id=tid, user_id=user, kind="k", args=None, attempt=1,
+               timeout_s=5)
+        a = w.recv()
+        assert (a["ok"], a["error"]) == (False, "unknown_type"), a
+        w.report("done", job, status="succeeded")
+        f = await ws.recv_task()
+        assert (f["task_id"], f["status"]) == (tid, "succeeded"), f
+        w.close()
+
+    tc.run(main)
+
+
 def test_cancel_queued_and_running_and_not_another_users(tc):
     broker = tc.broker()
     gw = tc.gateway(broker)
