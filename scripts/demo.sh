@@ -67,7 +67,7 @@ to it for "$user" every 3 s: watch each one queued, running with progress, and f
 Watch the tasks in a terminal:
   $bin/taskcast-cli watch --user $user --url ws://127.0.0.1:8000 --token $token
 
-Or in a browser: open this file
+Or in a browser (start jobs of your own and cancel them there too): open this file
 and paste the URL below (or add it after '#'):
   file://$root/examples/watch.html#ws://127.0.0.1:8001/api/v1/ws/tasks/$user?token=$token
 
