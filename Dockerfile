@@ -23,11 +23,13 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DTASKCAST_WERROR=ON \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 libwebsockets17 \
-      libwebsockets-evlib-ev libev4 libmsgpackc2 libsodium23 curl \
+      libwebsockets-evlib-ev libev4 libmsgpackc2 libsodium23 curl python3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin taskcast \
  && mkdir -p /var/lib/taskcast && chown taskcast /var/lib/taskcast
 COPY --from=build /build/bin/ /usr/local/bin/
+# The example job children the demo pool runs (compose.yaml's "pool").
+COPY --from=build /src/examples/jobs /usr/local/share/taskcast/examples/jobs
 USER taskcast
 # Containers bind on every interface; the service names are the connect addresses.
 ENV TASKCAST_INGEST=tcp://0.0.0.0:5555 \

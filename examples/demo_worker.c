@@ -1,7 +1,16 @@
-/*  demo_worker.c: taskcast-demo-worker keeps a few fake tasks going for a
- *  demo user, forever: queued -> running (progress in steps of 5-15, a
- *  message each step) -> succeeded, or now and then failed. It shows what a
- *  real worker does with the tc_worker library (taskcast.h).
+/*  demo_worker.c: taskcast-demo-worker keeps a demo user's task list busy,
+ *  forever, in one of two modes:
+ *
+ *    --mode jobs (the default): submits a real job to the worker pool every
+ *      --every-ms with tc_submit() (taskcast_jobs.h): mostly `render` (a
+ *      child per job that reports its steps), now and then `thumb` (a kept
+ *      child), about one in six made to fail. A taskcast-worker serving those
+ *      kinds (examples/jobs/pool.conf) runs them; the user sees each one
+ *      queued, running with progress, and finished.
+ *    --mode fake: publishes fake task events itself: queued -> running
+ *      (progress in steps of 5-15, a message each step) -> succeeded, or now
+ *      and then failed. It shows what a worker does with the event API
+ *      (taskcast.h); no pool needed.
  *
  *  SIGINT and SIGTERM are blocked and waited for with sigtimedwait(), which
  *  is also the sleep between steps: no handler, no global flag. On a signal
@@ -21,6 +30,7 @@
 #include "clock.h"
 #include "log.h"
 #include "taskcast.h"
+#include "taskcast_jobs.h"
 #include "version.h"
 #include "wire.h"
 
@@ -28,10 +38,16 @@
 #define S_MAX_TASKS 100
 
 static const cfg_opt_t s_cfg[] = {
-    {"ingest", "TASKCAST_INGEST", "tcp://127.0.0.1:5555", "broker ingest endpoint", 0, NULL},
-    {"user", NULL, "demo", "user id the fake tasks belong to", 0, NULL},
-    {"tasks", NULL, "3", "tasks running at the same time (1..100)", 0, NULL},
-    {"step-ms", NULL, "1000", "time between two progress steps (50..60000)", 0, NULL},
+    {"mode", NULL, "jobs", "jobs: submit real jobs to the pool; fake: publish fake events", 0,
+     NULL},
+    {"user", NULL, "demo", "user id the tasks belong to", 0, NULL},
+    {"jobs", "TASKCAST_JOBS", "tcp://127.0.0.1:5558", "broker jobs endpoint (--mode jobs)", 0,
+     NULL},
+    {"every-ms", NULL, "3000", "time between two submits (--mode jobs; 100..3600000)", 0, NULL},
+    {"ingest", "TASKCAST_INGEST", "tcp://127.0.0.1:5555", "broker ingest endpoint (--mode fake)", 0,
+     NULL},
+    {"tasks", NULL, "3", "fake tasks running at the same time (--mode fake; 1..100)", 0, NULL},
+    {"step-ms", NULL, "1000", "time between two progress steps (--mode fake; 50..60000)", 0, NULL},
     {"log-level", "TASKCAST_LOG_LEVEL", "info", "error, warn, info or debug", 0, NULL},
 };
 
@@ -74,7 +90,11 @@ typedef struct {
     cfg_opt_t cfg[S_NOPTS]; /* a copy of s_cfg that cfg_parse fills */
     const char *user;
     const char *ingest;
-    tc_client_t *client;
+    const char *jobs_ep;
+    int jobs_mode; /* --mode jobs */
+    long every_ms;
+    tc_client_t *client; /* --mode fake */
+    tc_jobs_t *jobs;     /* --mode jobs */
     s_task_t tasks[S_MAX_TASKS];
     size_t ntasks;
     unsigned next_id;
@@ -82,7 +102,7 @@ typedef struct {
     sigset_t signals; /* SIGINT, SIGTERM: blocked, waited for */
     int stop;
     int broker_ok; /* the last publish was answered */
-    buf_t data;    /* msgpack of the current event's data */
+    buf_t data;    /* msgpack of the current event's data, or of a job's args */
 } s_demo_t;
 
 /*  data: {"kind": "render", "done": 120, "total": 240} */
@@ -223,12 +243,130 @@ s_cancel_all(s_demo_t *self)
     }
 }
 
+/* ---------------------------------------------------------------- --mode jobs */
+
+/*  args of the next job (in self->data) and its kind: render {"steps": 5..20,
+ *  "delay": 0.2..0.5} three times in four, else thumb {"delay": 1..2}; about
+ *  one job in six is made to fail (render exits 1, thumb reports an error). */
+static const char *
+s_pack_job(s_demo_t *self)
+{
+    int thumb = self->next_id % 4 == 3;
+    int fail = randombytes_uniform(6) == 0;
+    msgpack_packer pk;
+    buf_reset(&self->data);
+    msgpack_packer_init(&pk, &self->data, buf_msgpack_write);
+    msgpack_pack_map(&pk, (thumb ? 1 : 2) + (fail ? 1 : 0));
+    if (thumb) {
+        wire_pack_str(&pk, "delay");
+        msgpack_pack_double(&pk, 1.0 + 0.5 * randombytes_uniform(3));
+        if (fail) {
+            wire_pack_str(&pk, "fail");
+            wire_pack_str(&pk, "simulated failure: the image is corrupt");
+        }
+        return "thumb";
+    }
+    wire_pack_str(&pk, "steps");
+    msgpack_pack_int(&pk, 5 + (int)randombytes_uniform(16));
+    wire_pack_str(&pk, "delay");
+    msgpack_pack_double(&pk, 0.2 + 0.1 * randombytes_uniform(4));
+    if (fail) {
+        wire_pack_str(&pk, "exit");
+        msgpack_pack_int(&pk, 1);
+    }
+    return "render";
+}
+
+/*  Submits one job; logs a refusal or a broker that is away and goes on
+ *  (the next one tries again). */
+static void
+s_submit(s_demo_t *self)
+{
+    char task_id[64];
+    const char *kind = s_pack_job(self);
+    snprintf(task_id, sizeof task_id, "%s-%u", kind, self->next_id++);
+    if (!buf_ok(&self->data)) {
+        log_warn(&self->log, "task=%s not submitted: out of memory", task_id);
+        return;
+    }
+    tc_job_t job = {.kind = kind,
+                    .user_id = self->user,
+                    .task_id = task_id,
+                    .args = self->data.data,
+                    .args_len = self->data.len,
+                    .timeout_s = 120,
+                    .max_retries = -1};
+    tc_job_reply_t reply;
+    int rc = tc_submit(self->jobs, &job, &reply);
+    if (rc == TC_OK)
+        log_info(&self->log, "job submitted: task=%s kind=%s user=%s", reply.task_id, kind,
+                 self->user);
+    else if (rc == TC_EREJECTED)
+        log_warn(&self->log, "task=%s kind=%s refused: %s: %s", task_id, kind, reply.error,
+                 reply.detail);
+    else
+        log_warn(&self->log, "task=%s kind=%s not submitted: %s", task_id, kind, tc_strerror(rc));
+}
+
+static int
+s_run_jobs(s_demo_t *self)
+{
+    tc_options_t opts = {.endpoint = self->jobs_ep, .timeout_ms = 1000, .retries = 2};
+    int rc = tc_jobs_new(&self->jobs, &opts);
+    if (rc != TC_OK) {
+        log_error(&self->log, "cannot create the jobs client for %s: %s", self->jobs_ep,
+                  tc_strerror(rc));
+        return rc == TC_EINVAL ? 2 : 1;
+    }
+    log_info(&self->log, "submitting a job every %ld ms for user=%s via %s", self->every_ms,
+             self->user, self->jobs_ep);
+    while (!self->stop) {
+        s_submit(self);
+        s_sleep(self, self->every_ms);
+    }
+    tc_jobs_destroy(&self->jobs);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- --mode fake */
+
+static int
+s_run_fake(s_demo_t *self)
+{
+    /* Short waits so a signal is never kept waiting for long. */
+    tc_options_t opts = {.endpoint = self->ingest, .timeout_ms = 1000, .retries = 2};
+    int rc = tc_client_new(&self->client, &opts);
+    if (rc != TC_OK) {
+        log_error(&self->log, "cannot create the client for %s: %s", self->ingest, tc_strerror(rc));
+        return rc == TC_EINVAL ? 2 : 1;
+    }
+    log_info(&self->log, "running %zu fake tasks for user=%s via %s as producer=%s", self->ntasks,
+             self->user, self->ingest, tc_client_producer(self->client));
+    for (size_t i = 0; i < self->ntasks; i++)
+        self->tasks[i].wait = (int)i; /* staggered starts */
+    self->broker_ok = 1;
+    while (!self->stop) {
+        for (size_t i = 0; i < self->ntasks && !self->stop; i++) {
+            s_step(self, &self->tasks[i]);
+            s_sleep(self, 0); /* a publish may have waited: look for a signal */
+        }
+        if (!self->stop)
+            s_sleep(self, self->step_ms);
+    }
+    s_cancel_all(self);
+    tc_client_destroy(&self->client);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- main */
+
 static int
 s_configure(s_demo_t *self, int argc, char **argv)
 {
     int rc = cfg_parse_main(self->cfg, S_NOPTS, argc, argv, 1, S_NAME, S_NAME " [options]",
-                            "Keeps a few fake tasks running for a demo user, forever, and "
-                            "reports\ntheir progress to the broker. Stops on SIGINT or SIGTERM.");
+                            "Keeps a demo user's tasks busy, forever: submits a real job to the "
+                            "worker pool\nevery --every-ms (--mode jobs), or publishes fake "
+                            "tasks' progress itself\n(--mode fake). Stops on SIGINT or SIGTERM.");
     if (rc >= 0)
         return rc;
     log_level_t level;
@@ -239,7 +377,19 @@ s_configure(s_demo_t *self, int argc, char **argv)
         return 2;
     }
     log_init(&self->log, S_NAME, level);
+    text = cfg_value(self->cfg, S_NOPTS, "mode");
+    if (strcmp(text, "jobs") != 0 && strcmp(text, "fake") != 0) {
+        fprintf(stderr, "%s: --mode must be jobs or fake, not '%s'\n", S_NAME, text);
+        return 2;
+    }
+    self->jobs_mode = strcmp(text, "jobs") == 0;
     uint64_t v;
+    text = cfg_value(self->cfg, S_NOPTS, "every-ms");
+    if (cfg_parse_u64(text, 100, 3600000, &v) != 0) {
+        fprintf(stderr, "%s: --every-ms must be 100..3600000, not '%s'\n", S_NAME, text);
+        return 2;
+    }
+    self->every_ms = (long)v;
     text = cfg_value(self->cfg, S_NOPTS, "tasks");
     if (cfg_parse_u64(text, 1, S_MAX_TASKS, &v) != 0) {
         fprintf(stderr, "%s: --tasks must be 1..%d, not '%s'\n", S_NAME, S_MAX_TASKS, text);
@@ -254,13 +404,14 @@ s_configure(s_demo_t *self, int argc, char **argv)
     self->step_ms = (long)v;
     self->user = cfg_value(self->cfg, S_NOPTS, "user");
     self->ingest = cfg_value(self->cfg, S_NOPTS, "ingest");
+    self->jobs_ep = cfg_value(self->cfg, S_NOPTS, "jobs");
     return -1;
 }
 
 static int
 s_run(s_demo_t *self)
 {
-    /* Block before the client exists: ZeroMQ's threads inherit the mask. */
+    /* Block before a client exists: ZeroMQ's threads inherit the mask. */
     sigemptyset(&self->signals);
     sigaddset(&self->signals, SIGINT);
     sigaddset(&self->signals, SIGTERM);
@@ -268,31 +419,11 @@ s_run(s_demo_t *self)
         log_error(&self->log, "cannot block signals: %s", strerror(errno));
         return 1;
     }
-    /* Short waits so a signal is never kept waiting for long. */
-    tc_options_t opts = {.endpoint = self->ingest, .timeout_ms = 1000, .retries = 2};
-    int rc = tc_client_new(&self->client, &opts);
-    if (rc != TC_OK) {
-        log_error(&self->log, "cannot create the client for %s: %s", self->ingest, tc_strerror(rc));
-        return rc == TC_EINVAL ? 2 : 1;
-    }
-    log_info(&self->log, "running %zu fake tasks for user=%s via %s as producer=%s", self->ntasks,
-             self->user, self->ingest, tc_client_producer(self->client));
     self->next_id = 1000 + randombytes_uniform(9000); /* fresh ids after a restart */
-    for (size_t i = 0; i < self->ntasks; i++)
-        self->tasks[i].wait = (int)i; /* staggered starts */
-    self->broker_ok = 1;
-    while (!self->stop) {
-        for (size_t i = 0; i < self->ntasks && !self->stop; i++) {
-            s_step(self, &self->tasks[i]);
-            s_sleep(self, 0); /* a publish may have waited: look for a signal */
-        }
-        if (!self->stop)
-            s_sleep(self, self->step_ms);
-    }
-    s_cancel_all(self);
-    tc_client_destroy(&self->client);
-    log_info(&self->log, "stopped");
-    return 0;
+    int rc = self->jobs_mode ? s_run_jobs(self) : s_run_fake(self);
+    if (rc == 0)
+        log_info(&self->log, "stopped");
+    return rc;
 }
 
 int

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs, builds and starts a local taskcast: one broker, two gateways
-# (ports 8000 and 8001) and a demo worker that keeps running fake tasks for
-# the user "demo". No Docker needed. Ctrl-C stops everything.
+# (ports 8000 and 8001), a worker pool (examples/jobs/pool.conf: render, thumb)
+# and a demo worker that submits a real job to it for the user "demo" every
+# 3 s. No Docker needed. Ctrl-C stops everything.
 #   DEMO_USER=alice scripts/demo.sh     (another demo user)
 set -eu
 cd "$(dirname "$0")/.."
@@ -47,23 +48,27 @@ for port in 8000 8001; do
     sleep 0.1
   done
 done
-"$bin/taskcast-demo-worker" --user "$user" >"$run/worker.log" 2>&1 &
-pids="$pids $!"
 # A worker pool running the example jobs (examples/jobs/pool.conf: render, thumb).
 (cd "$root" && exec "$bin/taskcast-worker" --config examples/jobs/pool.conf --concurrency 2 \
   --name demo-pool) >"$run/pool.log" 2>&1 &
+pids="$pids $!"
+# The demo user's stream of tasks: a real job on that pool every 3 s
+# (--mode fake would publish fake task events instead, without the pool).
+"$bin/taskcast-demo-worker" --mode jobs --every-ms 3000 --user "$user" >"$run/worker.log" 2>&1 &
 pids="$pids $!"
 
 token=$("$bin/taskcast-cli" token --user "$user" --ttl 86400)
 cat <<MSG
 
-taskcast is running: broker (5555-5558), gateways on 8000 and 8001, a demo worker for "$user",
-and a worker pool for the jobs render and thumb (examples/jobs/).
+taskcast is running: broker (5555-5558), gateways on 8000 and 8001, a worker pool for
+the jobs render and thumb (examples/jobs/), and a demo worker that submits a real job
+to it for "$user" every 3 s: watch each one queued, running with progress, and finished.
 
 Watch the tasks in a terminal:
   $bin/taskcast-cli watch --user $user --url ws://127.0.0.1:8000 --token $token
 
-Or in a browser: open this file and paste the URL below (or add it after '#'):
+Or in a browser (start jobs of your own and cancel them there too): open this file
+and paste the URL below (or add it after '#'):
   file://$root/examples/watch.html#ws://127.0.0.1:8001/api/v1/ws/tasks/$user?token=$token
 
 WebSocket URL (either gateway):

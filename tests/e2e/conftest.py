@@ -50,7 +50,9 @@ BIN = BUILD / "bin"
 BROKER_BIN = BIN / "taskcast-broker"
 GATEWAY_BIN = BIN / "taskcast-gateway"
 CLI_BIN = BIN / "taskcast-cli"
+WORKER_BIN = BIN / "taskcast-worker"
 EXAMPLES = REPO / "examples"
+PY = "/usr/bin/python3"  # Debian's, for the example job children
 
 # Every wait is bounded by one of these (seconds).
 START_TIMEOUT = 15.0  # a process becomes ready (sanitizer builds start slowly)
@@ -492,6 +494,18 @@ class Harness:
     def worker(self, broker_or_endpoint, kind=zmq.DEALER):
         ep = getattr(broker_or_endpoint, "ingest", broker_or_endpoint)
         return Worker(self, ep, kind)
+
+    def pool(self, broker, name, concurrency=2, config=None, args=()):
+        """A taskcast-worker on broker's jobs endpoint; config: its kinds file
+        (default: render and thumb from examples/jobs); args: more flags."""
+        if not WORKER_BIN.exists():
+            fail(f"{WORKER_BIN} is not built (set TASKCAST_BUILD_DIR)")
+        conf = self.tmp / f"{name}.conf"
+        conf.write_text(config or f"render per-job {PY} {EXAMPLES}/jobs/render.py\n"
+                                  f"thumb kept {PY} {EXAMPLES}/jobs/thumb.py\n")
+        return Proc(self, name, [WORKER_BIN, "--config", conf, "--jobs", broker.jobs, "--name",
+                                 name, "--concurrency", str(concurrency), "--log-level", "info",
+                                 *args], clean_env())
 
     def cli(self, *args, env=None, timeout=20):
         """Runs taskcast-cli; returns CompletedProcess (text)."""

@@ -13,7 +13,13 @@ web app ever sees:
   exactly the fields it sent, and a text ping is answered with a pong;
 - SIGTERM to the gateway: the page gets a `shutdown` error and close 1001;
 - examples/watch.html, unchanged, shows a task's final status, progress and
-  message, shows why a bad token was refused (4401) and does not retry it.
+  message, shows why a bad token was refused (4401) and does not retry it;
+- with a real taskcast-worker pool behind the broker, its "start a task"
+  submits a job (POST /api/v1/jobs from another origin, no preflight) that the
+  page then sees queued -> running with progress -> succeeded; its "cancel"
+  ends a running job and a queued one `cancelled`; a cancel the gateway
+  refuses (a task that is not a job) and a start it refuses (409, 413, 401)
+  are shown as errors.
 
 Why the pages are served over http: Chromium blocks a WebSocket to 127.0.0.1
 opened from about:blank or a file:// page
@@ -461,7 +467,7 @@ def test_watch_page_shows_a_tasks_progress_to_the_end(tc, browsers, web):
                        what=f"row with seq {last}")[-1]
     assert final == {"event": "row", "id": "video-9", "status": "succeeded",
                      "class": "succeeded", "progress": 100, "message": "ready",
-                     "seq": str(last)}, final
+                     "seq": str(last), "cancel": False}, final
     errors = [r for r in page.reports if r["event"] == "pageerror"]
     assert not errors, errors
     sockets = [r for r in page.reports if r["event"] == "websocket"]
@@ -499,3 +505,170 @@ def test_watch_page_shows_the_refusal_and_does_not_retry(tc, browsers, web):
     assert status == 200
     m = re.search(rb"^taskcast_gateway_connections_total (\d+)", body, re.M)
     assert m and int(m.group(1)) == 1, body.decode(errors="replace")
+
+
+# ---------------------------------------------------------------- 6: watch.html starts and cancels jobs
+
+
+def connected(page):
+    page.until(lambda r: r["event"] == "state" and r["text"].startswith("connected to "),
+               timeout=BROWSER_START, what="'connected to ...' state")
+
+
+def seen(page, pred, what, since=0, timeout=EVENT_TIMEOUT):
+    """The first report from index since on that pred accepts, read already
+    or still to come."""
+    for r in page.reports[since:]:
+        if pred(r):
+            return r
+    return page.until(pred, timeout=timeout, what=what)[-1]
+
+
+def act(page, **action):
+    """One user action on the page (watch_page.mjs clicks it); waits until it
+    is done. Returns the index of the first report after the action began."""
+    since = len(page.reports)
+    page.send(json.dumps(action))
+    did = seen(page, lambda r: r["event"] == "did", f"{action['do']} done", since)
+    assert did.get("ok") is True, did
+    return since
+
+
+def action_text(page, pred, what, since=0, timeout=EVENT_TIMEOUT):
+    """The first #action report from index since on that pred accepts."""
+    return seen(page, lambda r: r["event"] == "action" and pred(r), what, since, timeout)
+
+
+def rows_of(page, task_id):
+    return [r for r in page.reports if r["event"] == "row" and r["id"] == task_id]
+
+
+def row_until(page, task_id, status, timeout=EVENT_TIMEOUT):
+    return seen(page, lambda r: r["event"] == "row" and r["id"] == task_id
+                and r["status"] == status, f"row {task_id} {status}", timeout=timeout)
+
+
+@pytest.fixture
+def jobs_stack(tc):
+    """broker, gateway and a real taskcast-worker pool (render, thumb from
+    examples/jobs) of concurrency 1."""
+    broker = tc.broker()
+    gw = tc.gateway(broker)
+    tc.pool(broker, "pool", concurrency=1, args=["--grace-s", "1"])
+    return broker, gw
+
+
+def test_watch_page_starts_a_job_and_sees_it_queued_running_succeeded(tc, browsers, web,
+                                                                        jobs_stack):
+    _, gw = jobs_stack
+    user = uid("j")
+    page = watch(browsers, web, gw.url(user, tc.token(user)))
+    connected(page)
+    since = act(page, do="start", kind="render", args='{"steps":4,"delay":0.3}')
+    started = action_text(page, lambda r: r["text"] != "starting a render task...",
+                          "the start's outcome", since)
+    assert started["error"] is False and re.fullmatch(r"started j-[0-9a-f]{16}",
+                                                      started["text"]), started
+    tid = started["text"].split()[1]
+    final = row_until(page, tid, "succeeded", timeout=20)
+    rows = rows_of(page, tid)
+    statuses = [r["status"] for r in rows]
+    assert statuses[0] == "queued" and rows[0]["cancel"] is True, rows
+    running = [r for r in rows if r["status"] == "running"]
+    assert running and all(r["cancel"] is True for r in running), rows
+    assert statuses == ["queued"] + ["running"] * len(running) + ["succeeded"], statuses
+    progress = [r["progress"] for r in running if r["progress"] is not None]
+    assert progress == [25, 50, 75, 100], rows  # the child's 4 steps, each seen
+    assert final["class"] == "succeeded" and final["cancel"] is False, final
+    # the job went to the gateway the page's WebSocket URL names, from the
+    # page's own (other) origin, and nothing failed in the page
+    posts = [r for r in page.reports if r["event"] == "request" and r["method"] == "POST"]
+    assert posts == [{"event": "request", "method": "POST", "path": "/api/v1/jobs"}], posts
+    assert not [r for r in page.reports if r["event"] == "pageerror"], page.reports
+    assert f"job submit over HTTP for user {user}" in gw.log()
+
+
+def test_watch_page_cancels_a_running_and_a_queued_job(tc, browsers, web, jobs_stack):
+    _, gw = jobs_stack
+    user = uid("j")
+    page = watch(browsers, web, gw.url(user, tc.token(user)))
+    connected(page)
+    # concurrency 1: the first runs (40 s unless cancelled), the second waits
+    act(page, do="start", kind="render", args='{"steps":200,"delay":0.2}', task_id="long-1")
+    action_text(page, lambda r: r["text"] == "started long-1", "started long-1")
+    act(page, do="start", kind="render", args='{"steps":200,"delay":0.2}', task_id="long-2")
+    action_text(page, lambda r: r["text"] == "started long-2", "started long-2")
+    seen(page, lambda r: r["event"] == "row" and r["id"] == "long-1"
+         and (r["progress"] or 0) > 0, "long-1 running with progress")
+    assert rows_of(page, "long-2")[-1]["status"] == "queued", rows_of(page, "long-2")
+
+    # the queued one: dropped at once, and the pool never runs it
+    act(page, do="cancel", id="long-2")
+    end = row_until(page, "long-2", "cancelled")
+    assert end["class"] == "cancelled" and end["cancel"] is False, end
+    assert [r["status"] for r in rows_of(page, "long-2")] == ["queued", "queued", "cancelled"], \
+        rows_of(page, "long-2")  # queued, its button disabled, cancelled
+    assert rows_of(page, "long-1")[-1]["status"] == "running", rows_of(page, "long-1")
+    # the running one: its worker stops the child and confirms
+    act(page, do="cancel", id="long-1")
+    end = row_until(page, "long-1", "cancelled", timeout=15)
+    assert end["class"] == "cancelled" and end["cancel"] is False, end
+    # the button was disabled while the cancel was under way
+    assert any(r["status"] == "running" and r["cancel"] is False
+               for r in rows_of(page, "long-1")), rows_of(page, "long-1")
+    actions = [r for r in page.reports if r["event"] == "action"]
+    assert not [a for a in actions if a["error"]], actions
+    assert actions[-1]["text"] == "cancel of long-1 sent", actions
+    assert not [r for r in page.reports if r["event"] == "pageerror"], page.reports
+
+
+def test_watch_page_shows_a_refused_cancel(tc, browsers, web, jobs_stack):
+    broker, gw = jobs_stack
+    user = uid("j")
+    page = watch(browsers, web, gw.url(user, tc.token(user)))
+    connected(page)
+    # a running task a plain worker publishes: the page offers a cancel, but
+    # it is no job of this user's, so the gateway refuses it
+    tc.worker(broker).publish_ok(event("plain-1", user, "running", progress=10))
+    first = seen(page, lambda r: r["event"] == "row" and r["id"] == "plain-1", "row plain-1")
+    assert first["cancel"] is True, first
+    since = act(page, do="cancel", id="plain-1")
+    refused = action_text(page, lambda r: r["error"], "the refusal", since)
+    assert refused["text"].startswith("cancel of plain-1 refused: not_found: "), refused
+    assert '{"type":"error","code":"not_found"' in refused["text"], refused
+    # the button is offered again, the task is untouched, the page connected
+    again = seen(page, lambda r: r["event"] == "row" and r["id"] == "plain-1"
+                 and r["cancel"] is True, "cancel button enabled again", since)
+    assert again["status"] == "running", again
+    states = [r["text"] for r in page.reports if r["event"] == "state"]
+    assert states[-1].startswith("connected to "), states
+
+
+def test_watch_page_shows_refused_starts(tc, browsers, web, jobs_stack):
+    _, gw = jobs_stack
+    user = uid("j")
+    ttl = 8  # the token expires while the page is open (the socket stays)
+    page = watch(browsers, web, gw.url(user, tc.token(user, exp_in=ttl)))
+    minted = time.monotonic()
+    connected(page)
+
+    def refused(what, **action):
+        since = act(page, do="start", **action)
+        r = action_text(page, lambda r: not r["text"].startswith("starting "), what, since)
+        assert r["error"] is True, r
+        return r["text"]
+
+    act(page, do="start", kind="render", args='{"steps":200,"delay":0.2}', task_id="dup-1")
+    action_text(page, lambda r: r["text"] == "started dup-1", "started dup-1")
+    text = refused("409", kind="thumb", args="{}", task_id="dup-1")
+    assert text.startswith("start refused (409): task_exists: "), text
+    assert '{"type":"error","code":"task_exists"' in text, text
+    text = refused("413", kind="render", args=json.dumps({"pad": "x" * 80000}))
+    assert text.startswith("start refused (413): message_too_big: "), text
+    text = refused("a page-side check", kind="render", args="{steps")
+    assert text.startswith("args must be JSON: "), text
+    time.sleep(max(0.0, ttl + 1 - (time.monotonic() - minted)))
+    text = refused("401", kind="render", args="{}")
+    assert text.startswith("start refused (401): unauthorized: token expired"), text
+    assert '{"type":"error","code":"unauthorized"' in text, text
+    assert not [r for r in page.reports if r["event"] == "pageerror"], page.reports

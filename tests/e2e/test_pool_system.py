@@ -16,20 +16,11 @@ import time
 import pytest
 import zmq
 
-from conftest import BIN, REPO, Proc, clean_env, uid
-
-WORKER_BIN = BIN / "taskcast-worker"
-PY = "/usr/bin/python3"
-JOBS = REPO / "examples" / "jobs"
+from conftest import PY, REPO, uid
 
 
 def pool_worker(tc, broker, name, concurrency=2, config=None):
-    conf = tc.tmp / f"{name}.conf"
-    conf.write_text(config or f"render per-job {PY} {JOBS}/render.py\n"
-                               f"thumb kept {PY} {JOBS}/thumb.py\n")
-    return Proc(tc, name, [WORKER_BIN, "--config", conf, "--jobs", broker.jobs, "--name", name,
-                           "--concurrency", str(concurrency), "--log-level", "info"],
-                clean_env())
+    return tc.pool(broker, name, concurrency, config)
 
 
 def submit(tc, broker, user, kind, args=None, **flags):
