@@ -1,18 +1,23 @@
 /*  jobs_run.c: tc-jobs' loop (see jobs.h): one DEALER submitting, one SUB
- *  watching the jobs' users, both through libzmq, polled together.
+ *  watching the jobs' users, both spoken by this loop (common/zconn.c: no
+ *  libzmq I/O thread, so the tool takes little of the machine it measures),
+ *  polled together. Submits of a turn leave in one write.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zmq.h>
 
+#include "clock.h"
 #include "jobs.h"
 #include "mpread.h"
 #include "mpwrite.h"
 #include "procs.h"
 #include "topic.h"
+#include "zconn.h"
+#include "zmtp.h"
 
 #define S_BURST 256 /* submits per turn of the loop, at most */
 
@@ -21,23 +26,21 @@ typedef struct s_job {
     uint8_t ran, done;
 } s_job_t;
 
+enum { S_TOPIC_OTHER, S_TOPIC_USER, S_TOPIC_CONFIRM };
+
 typedef struct s_run {
     const jobs_cfg_t *cfg;
     jobs_result_t *res;
-    void *ctx, *dealer, *sub;
+    log_t log;
+    zconn_t dealer, sub;
+    int topic; /* what the SUB's current message is about (S_TOPIC_*) */
+    int confirmed;
     s_job_t *jobs;
     uint64_t inflight, finished, next;
     size_t prefix_len;
     char confirm[64];
     size_t confirm_len;
 } s_run_t;
-
-static int
-s_fail(s_run_t *r, const char *what)
-{
-    snprintf(r->res->error, sizeof r->res->error, "%s: %s", what, zmq_strerror(errno));
-    return -1;
-}
 
 /*  {"type":"submit","kind":K,"user_id":U,"task_id":T,"args":{"i":I},
  *   "producer":P,"pseq":I} */
@@ -66,9 +69,13 @@ s_submit(s_run_t *r, uint64_t i)
     p = mp_put_str(p, cfg->producer, strlen(cfg->producer));
     p = mp_put_lit(p, "pseq");
     p = mp_put_uint(p, i + 1); /* pseq 0 is not a key */
+    buf_t *out = zconn_out(&r->dealer);
+    if (!out) {
+        snprintf(r->res->error, sizeof r->res->error, "the link to %s was lost", r->cfg->jobs_ep);
+        return -1;
+    }
     r->jobs[i].t_sub = procs_now_ns();
-    if (zmq_send(r->dealer, msg, (size_t)(p - msg), 0) < 0)
-        return s_fail(r, "zmq_send");
+    zmtp_put_frame(out, msg, (size_t)(p - msg), 0);
     if (!r->res->t_first_submit)
         r->res->t_first_submit = r->jobs[i].t_sub;
     r->res->t_last_submit = r->jobs[i].t_sub;
@@ -200,98 +207,128 @@ s_on_event(s_run_t *r, const uint8_t *data, size_t len, int64_t now)
     s_finish(r, i, now);
 }
 
-/*  Reads every waiting message of one socket. type 0: answers, 1: events. */
-static int
-s_drain(s_run_t *r, void *sock, int is_sub)
+/*  The DEALER's frames: an answer is one frame (after an empty
+ *  delimiter, if any). */
+static void
+s_on_dealer_frame(void *owner, zconn_t *z, const uint8_t *data, size_t len, int first, int more)
 {
-    zmq_msg_t part;
-    zmq_msg_init(&part);
-    for (;;) {
-        /* A message: skip empty frames (a REQ-style delimiter) and, on the
-         * SUB, the topic; handle the last frame. */
-        int got = 0, frames = 0;
-        for (;;) {
-            if (zmq_msg_recv(&part, sock, got ? 0 : ZMQ_DONTWAIT) < 0) {
-                if (errno == EAGAIN && !got) {
-                    zmq_msg_close(&part);
-                    return 0;
-                }
-                zmq_msg_close(&part);
-                return s_fail(r, "zmq_msg_recv");
-            }
-            got = 1;
-            frames++;
-            if (!zmq_msg_more(&part))
-                break;
-        }
-        int64_t now = procs_now_ns();
-        const uint8_t *d = zmq_msg_data(&part);
-        size_t len = zmq_msg_size(&part);
-        if (is_sub && frames == 2)
-            s_on_event(r, d, len, now);
-        else if (!is_sub)
-            s_on_answer(r, d, len, now);
-    }
+    if (!more && len > 0)
+        s_on_answer(owner, data, len, procs_now_ns());
 }
 
-/*  Subscribes to the users and waits for the broker's confirmation that
- *  every subscription is in effect (docs/protocol.md section 2). */
-static int
-s_subscribe(s_run_t *r)
+/*  The SUB's frames: [topic][body]; a user's event, or our confirmation. */
+static void
+s_on_sub_frame(void *owner, zconn_t *z, const uint8_t *data, size_t len, int first, int more)
 {
+    s_run_t *r = owner;
+    if (first) {
+        r->topic = S_TOPIC_OTHER;
+        if (len == r->confirm_len && memcmp(data, r->confirm, len) == 0)
+            r->topic = S_TOPIC_CONFIRM;
+        else if (len > 2 && data[0] == 'b' && data[1] == 'j' && data[len - 1] == '\0')
+            r->topic = S_TOPIC_USER;
+        return;
+    }
+    if (more)
+        return;
+    if (r->topic == S_TOPIC_CONFIRM)
+        r->confirmed = 1;
+    else if (r->topic == S_TOPIC_USER)
+        s_on_event(r, data, len, procs_now_ns());
+}
+
+/*  Subscribes to the users, then to our confirmation topic: once the
+ *  broker answers on it, every subscription is in effect (docs/protocol.md
+ *  section 2). Again after a reconnect. */
+static void
+s_on_sub_up(void *owner, zconn_t *z)
+{
+    s_run_t *r = owner;
+    buf_t *out = zconn_out(z);
     for (uint32_t u = 0; u < r->cfg->users; u++) {
         char topic[32];
         int n = snprintf(topic, sizeof topic, "bj%u", u);
-        if (zmq_setsockopt(r->sub, ZMQ_SUBSCRIBE, topic, (size_t)n + 1) != 0) /* with the NUL */
-            return s_fail(r, "subscribe");
+        zmtp_put_subscription(out, topic, (size_t)n + 1, 1); /* with the NUL */
     }
-    r->confirm_len = (size_t)snprintf(r->confirm, sizeof r->confirm, "%stc-jobs-%ld",
-                                      TOPIC_CONFIRM_PREFIX, (long)getpid());
-    if (zmq_setsockopt(r->sub, ZMQ_SUBSCRIBE, r->confirm, r->confirm_len) != 0)
-        return s_fail(r, "subscribe");
-    int64_t deadline = procs_now_ns() + 10 * INT64_C(1000000000);
-    zmq_msg_t part;
-    zmq_msg_init(&part);
-    while (procs_now_ns() < deadline) {
-        zmq_pollitem_t it = {r->sub, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, 100) <= 0)
+    zmtp_put_subscription(out, r->confirm, r->confirm_len, 1);
+    zconn_flush(z);
+}
+
+static void
+s_on_up_nothing(void *owner, zconn_t *z)
+{
+}
+
+/*  One poll over both links, up to wait_ms; handles what came. */
+static int
+s_poll(s_run_t *r, int wait_ms)
+{
+    zconn_t *zs[2] = {&r->dealer, &r->sub};
+    struct pollfd f[2];
+    int64_t now = clock_mono_ms();
+    for (int i = 0; i < 2; i++) {
+        int64_t due = zconn_deadline_ms(zs[i]);
+        if (due && due <= now)
+            zconn_on_timeout(zs[i]);
+        else if (due && due - now < wait_ms)
+            wait_ms = (int)(due - now);
+        f[i] = (struct pollfd){zconn_fd(zs[i]),
+                               (short)(POLLIN | (zconn_wants_write(zs[i]) ? POLLOUT : 0)), 0};
+    }
+    if (poll(f, 2, wait_ms) < 0 && errno != EINTR) {
+        snprintf(r->res->error, sizeof r->res->error, "poll: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (f[i].fd < 0 || f[i].fd != zconn_fd(zs[i]))
             continue;
-        if (zmq_msg_recv(&part, r->sub, 0) < 0)
-            break;
-        int match = zmq_msg_size(&part) == r->confirm_len &&
-                    memcmp(zmq_msg_data(&part), r->confirm, r->confirm_len) == 0;
-        while (zmq_msg_more(&part))
-            zmq_msg_recv(&part, r->sub, 0);
-        if (match) {
-            zmq_msg_close(&part);
-            return 0;
-        }
+        if (f[i].revents & (POLLOUT | POLLERR | POLLHUP))
+            zconn_on_writable(zs[i]);
+        if ((f[i].revents & (POLLIN | POLLERR | POLLHUP)) && f[i].fd == zconn_fd(zs[i]))
+            zconn_on_readable(zs[i]);
     }
-    zmq_msg_close(&part);
-    snprintf(r->res->error, sizeof r->res->error,
-             "no subscription confirmation from %s within 10 s", r->cfg->fanout_ep);
-    return -1;
+    return 0;
 }
 
 static int
 s_open(s_run_t *r)
 {
-    int zero = 0, big = 1000000;
-    r->ctx = zmq_ctx_new();
-    if (!r->ctx)
-        return s_fail(r, "zmq_ctx_new");
-    r->dealer = zmq_socket(r->ctx, ZMQ_DEALER);
-    r->sub = zmq_socket(r->ctx, ZMQ_SUB);
-    if (!r->dealer || !r->sub)
-        return s_fail(r, "zmq_socket");
-    zmq_setsockopt(r->dealer, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(r->sub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(r->dealer, ZMQ_SNDHWM, &big, sizeof big);
-    zmq_setsockopt(r->dealer, ZMQ_RCVHWM, &big, sizeof big);
-    zmq_setsockopt(r->sub, ZMQ_RCVHWM, &zero, sizeof zero); /* never drop here */
-    if (zmq_connect(r->dealer, r->cfg->jobs_ep) != 0 || zmq_connect(r->sub, r->cfg->fanout_ep) != 0)
-        return s_fail(r, "zmq_connect");
-    return s_subscribe(r);
+    log_init(&r->log, JOBS_PROG, LOG_WARN);
+    r->confirm_len = (size_t)snprintf(r->confirm, sizeof r->confirm, "%stc-jobs-%ld",
+                                      TOPIC_CONFIRM_PREFIX, (long)getpid());
+    const zconn_spec_t d = {.name = "jobs",
+                            .endpoint = r->cfg->jobs_ep,
+                            .type = "DEALER",
+                            .peer_type = "ROUTER",
+                            .max_frame = 1 << 20,
+                            .log = &r->log,
+                            .owner = r,
+                            .on_up = s_on_up_nothing,
+                            .on_frame = s_on_dealer_frame};
+    const zconn_spec_t s = {.name = "fanout",
+                            .endpoint = r->cfg->fanout_ep,
+                            .type = "SUB",
+                            .peer_type = "XPUB",
+                            .max_frame = 1 << 20,
+                            .log = &r->log,
+                            .owner = r,
+                            .on_up = s_on_sub_up,
+                            .on_frame = s_on_sub_frame};
+    const char *why = NULL;
+    if (zconn_open(&r->dealer, &d, &why) != 0 || zconn_open(&r->sub, &s, &why) != 0) {
+        snprintf(r->res->error, sizeof r->res->error, "%s", why);
+        return -1;
+    }
+    int64_t deadline = procs_now_ns() + 10 * INT64_C(1000000000);
+    while (procs_now_ns() < deadline && !(r->confirmed && zconn_up(&r->dealer)))
+        if (s_poll(r, 100) != 0)
+            return -1;
+    if (r->confirmed && zconn_up(&r->dealer))
+        return 0;
+    snprintf(r->res->error, sizeof r->res->error,
+             "no subscription confirmation from %s and link to %s within 10 s", r->cfg->fanout_ep,
+             r->cfg->jobs_ep);
+    return -1;
 }
 
 static int
@@ -323,10 +360,8 @@ s_loop(s_run_t *r)
             int64_t ahead = due - procs_now_ns();
             wait_ms = ahead <= 0 ? 0 : (long)((ahead + 999999) / 1000000);
         }
-        zmq_pollitem_t it[2] = {{r->dealer, 0, ZMQ_POLLIN, 0}, {r->sub, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(it, 2, wait_ms) < 0 && errno != EINTR)
-            return s_fail(r, "zmq_poll");
-        if (s_drain(r, r->dealer, 0) != 0 || s_drain(r, r->sub, 1) != 0)
+        zconn_flush(&r->dealer); /* the turn's submits in one write */
+        if (s_poll(r, (int)wait_ms) != 0)
             return -1;
     }
 }
@@ -335,6 +370,7 @@ int
 jobs_run(const jobs_cfg_t *cfg, jobs_result_t *res)
 {
     s_run_t r = {.cfg = cfg, .res = res, .prefix_len = strlen(cfg->prefix)};
+    r.dealer.fd = r.sub.fd = -1; /* zconn_close() is safe before zconn_open() */
     hist_init(&res->ack);
     hist_init(&res->to_running);
     hist_init(&res->to_done);
@@ -346,12 +382,8 @@ jobs_run(const jobs_cfg_t *cfg, jobs_result_t *res)
     else if (s_open(&r) == 0)
         rc = s_loop(&r);
     res->cpu_s = procs_cpu_s() - cpu0;
-    if (r.dealer)
-        zmq_close(r.dealer);
-    if (r.sub)
-        zmq_close(r.sub);
-    if (r.ctx)
-        zmq_ctx_term(r.ctx);
+    zconn_close(&r.dealer);
+    zconn_close(&r.sub);
     free(r.jobs);
     return rc;
 }
