@@ -47,7 +47,8 @@ PARAMS = {
     "j2_concurrency": 2,
     "celery_j1_count": 5000,      # Celery is far slower: fewer jobs, same measure
     "warmup": 500,                # jobs run before each measured step (not measured)
-    "variants": ["journal", "memory"],  # taskcast: with a journal (fsync batch) and without
+    # taskcast: with a journal (--fsync batch, batch:500, interval) and without
+    "variants": ["journal", "journal-delay", "interval", "memory"],
     "timeout": 120,
 }
 SMOKE = {"j1_count": 300, "j1_concurrency": [2], "j2_rate": 200, "j2_duration": 1,
@@ -74,6 +75,11 @@ def _json_of(out, what):
     raise RuntimeError(f"{what} printed no report")
 
 
+# The broker's options per variant, besides --journal (memory: none).
+VARIANT_ARGS = {"journal": [], "journal-delay": ["--fsync=batch:500"],
+                "interval": ["--fsync=interval"]}
+
+
 class Taskcast:
     name = "taskcast"
 
@@ -90,11 +96,11 @@ class Taskcast:
         args = [os.path.join(b, "taskcast-broker"), f"--ingest=tcp://127.0.0.1:{ingest}",
                 f"--fanout={self.fanout_ep}", f"--sync=tcp://127.0.0.1:{sync}",
                 f"--jobs={self.jobs_ep}", "--log-level=warn", "--max-queued=1000000"]
-        if variant == "journal":
+        self.dir = None
+        if variant != "memory":
             self.dir = tempfile.mkdtemp(prefix="tc-jobs-bench-")
             args.append(f"--journal={self.dir}/journal")
-        else:
-            self.dir = None
+            args += VARIANT_ARGS[variant]
         label = f"{ctx.label}.taskcast-{variant}-c{concurrency}"
         self.broker = self._start(f"{label}.broker", args)
         _wait(lambda: procs.port_open(jobs), 15, "taskcast-broker did not listen")

@@ -308,8 +308,12 @@ int bk_journal_rewrite(bk_journal_t *j, int (*writer)(void *arg, bk_journal_t *o
  *  batches; the next sync covers all of them (group commit). */
 typedef struct bk_syncer bk_syncer_t;
 
-/*  0, or -1 with a sentence in err. */
-int bk_syncer_start(bk_syncer_t **out, char *err, size_t errlen);
+/*  delay_us (--fsync batch:US): a sync that would start less than delay_us
+ *  after the last one ended first waits delay_us, so that more batches
+ *  share it: fewer syncs (each a costly exit on a virtual disk) under load,
+ *  up to delay_us more latency. 0: sync at once. 0, or -1 with a sentence
+ *  in err. */
+int bk_syncer_start(bk_syncer_t **out, int64_t delay_us, char *err, size_t errlen);
 /*  Stops the thread after the sync in progress and frees it. */
 void bk_syncer_stop(bk_syncer_t **s_p);
 /*  The eventfd that becomes readable when a sync finished. */
@@ -380,6 +384,7 @@ typedef struct bk_out {
 typedef struct bk_commit {
     bk_fsync_t policy;
     uint64_t interval_ms; /* BK_FSYNC_INTERVAL */
+    uint64_t delay_us;    /* BK_FSYNC_BATCH: the syncer's group-commit delay */
     uint64_t written;     /* journal positions: written, */
     uint64_t asked;       /* asked of the syncer, */
     uint64_t durable;     /* and on disk */
@@ -403,7 +408,10 @@ int bk_commit_ready(const broker_t *bk, uint64_t lsn);
 /*  Frees whatever is still waiting (at exit). */
 void bk_commit_destroy(bk_commit_t *c);
 /*  Parses "batch", "never", "interval" or "interval:MS". 0 or -1. */
-int bk_commit_parse_policy(const char *text, bk_fsync_t *policy, uint64_t *interval_ms);
+/*  --fsync: batch[:US] (US: the group-commit delay, 0..10000), never,
+ *  interval[:MS]. 0, or -1 if malformed. */
+int bk_commit_parse_policy(const char *text, bk_fsync_t *policy, uint64_t *interval_ms,
+                           uint64_t *delay_us);
 
 /* ---------------------------------------------------------------- compaction */
 

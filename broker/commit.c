@@ -153,8 +153,10 @@ bk_commit_synced(broker_t *bk)
         /* The data may never reach the disk, whatever a retry says later
          * (the kernel may have dropped the dirty pages): stop without
          * acknowledging anything more. */
-        log_error(&bk->log, "journal sync failed: %s; stopping so that no unrecorded event is "
-                  "acknowledged", strerror(errno));
+        log_error(&bk->log,
+                  "journal sync failed: %s; stopping so that no unrecorded event is "
+                  "acknowledged",
+                  strerror(errno));
         bk->stop = 1;
         bk->exit_code = 1;
         return;
@@ -183,13 +185,15 @@ bk_commit_destroy(bk_commit_t *c)
 }
 
 int
-bk_commit_parse_policy(const char *text, bk_fsync_t *policy, uint64_t *interval_ms)
+bk_commit_parse_policy(const char *text, bk_fsync_t *policy, uint64_t *interval_ms,
+                       uint64_t *delay_us)
 {
     if (!text)
         return -1;
-    if (strcmp(text, "batch") == 0) {
+    *delay_us = 0;
+    if (strncmp(text, "batch", 5) == 0 && (text[5] == '\0' || text[5] == ':')) {
         *policy = BK_FSYNC_BATCH;
-        return 0;
+        return text[5] == ':' ? cfg_parse_u64(text + 6, 0, 10000, delay_us) : 0;
     }
     if (strcmp(text, "never") == 0) {
         *policy = BK_FSYNC_NEVER;

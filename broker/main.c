@@ -73,8 +73,8 @@ static const cfg_opt_t s_options[O_COUNT] = {
     [O_JOURNAL_COMPACT] = {"journal-compact-bytes", "TASKCAST_JOURNAL_COMPACT_BYTES", "67108864",
                            "compact the journal once it is this big and twice its compact size"},
     [O_FSYNC] = {"fsync", "TASKCAST_FSYNC", "batch",
-                 "with a journal, when an event is acknowledged: batch (once on disk), "
-                 "interval[:MS] (once written; synced every MS, default 1000) or never "
+                 "with a journal, when an event is acknowledged: batch[:US] (once on disk; US: "
+                 "group-commit delay, default 0), interval[:MS] (once written; synced every MS, default 1000) or never "
                  "(once written)"},
     [O_VERSION] = {"version", NULL, NULL, "print the version and libraries and exit", 1},
 };
@@ -114,9 +114,10 @@ s_configure(broker_t *bk, bk_limits_t *lim, uint64_t *dedup, uint64_t *max_queue
         s_u64(bk, "journal-compact-bytes", 4096, UINT64_MAX / 4, &bk->journal_min, err, errlen))
         return -1;
     if (bk_commit_parse_policy(bk->opt[O_FSYNC].value, &bk->commit.policy,
-                               &bk->commit.interval_ms) != 0) {
-        snprintf(err, errlen, "--fsync must be batch, never, interval or interval:MS (MS from 1 "
-                 "to 3600000), not '%s'", bk->opt[O_FSYNC].value ? bk->opt[O_FSYNC].value : "");
+                               &bk->commit.interval_ms, &bk->commit.delay_us) != 0) {
+        snprintf(err, errlen, "--fsync must be batch, batch:US (US from 0 to 10000), never, "
+                 "interval or interval:MS (MS from 1 to 3600000), not '%s'",
+                 bk->opt[O_FSYNC].value ? bk->opt[O_FSYNC].value : "");
         return -1;
     }
     lim->tasks_per_user = (uint32_t)tasks;
@@ -169,7 +170,7 @@ s_open(broker_t *bk)
 static int
 s_start_syncer(broker_t *bk, char *err, size_t errlen)
 {
-    if (bk_syncer_start(&bk->syncer, err, errlen) != 0)
+    if (bk_syncer_start(&bk->syncer, (int64_t)bk->commit.delay_us, err, errlen) != 0)
         return -1;
     if (bk_syncer_files(bk->syncer, bk_journal_fd(bk->journal), -1) != 0) {
         snprintf(err, errlen, "syncer: %s", strerror(errno));

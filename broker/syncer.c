@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "clock.h"
 
 struct bk_syncer {
     pthread_t thread;
@@ -41,15 +42,16 @@ struct bk_syncer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* under mu */
-    int fds[2];    /* dups of the files to sync, -1: none */
-    uint64_t want; /* the position asked for */
-    uint64_t done; /* the position on disk */
+    int fds[2];      /* dups of the files to sync, -1: none */
+    uint64_t want;   /* the position asked for */
+    uint64_t done;   /* the position on disk */
     char *from, *to; /* a rename to do after the next sync, or NULL */
     int dir_retry;   /* renamed; the directory sync failed, retry it */
     int renamed;     /* a rename done (and its directory synced) */
     int error;       /* errno of a failed sync, sticky; 0: none */
     uint64_t rounds;
     int stop;
+    int64_t delay_us, last_end_us;
 };
 
 /*  One round: sync the files, then the rename if one waits. Called without
@@ -87,6 +89,13 @@ s_thread(void *arg)
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
+        int64_t delay = s->delay_us;
+        if (delay > 0 && clock_mono_us() - s->last_end_us < delay) {
+            /* back to back: let the next records join this sync */
+            pthread_mutex_unlock(&s->mu);
+            usleep((useconds_t)delay);
+            pthread_mutex_lock(&s->mu);
+        }
         uint64_t target = s->want;
         int fds[2] = {-1, -1}, error = 0;
         for (int i = 0; i < 2 && !error; i++)
@@ -108,6 +117,7 @@ s_thread(void *arg)
         free(to);
 
         pthread_mutex_lock(&s->mu);
+        s->last_end_us = clock_mono_us();
         if (error)
             s->error = error;
         else if (target > s->done)
@@ -130,7 +140,7 @@ s_thread(void *arg)
 }
 
 int
-bk_syncer_start(bk_syncer_t **out, char *err, size_t errlen)
+bk_syncer_start(bk_syncer_t **out, int64_t delay_us, char *err, size_t errlen)
 {
     *out = NULL;
     bk_syncer_t *s = calloc(1, sizeof *s);
@@ -139,6 +149,7 @@ bk_syncer_start(bk_syncer_t **out, char *err, size_t errlen)
         return -1;
     }
     s->fds[0] = s->fds[1] = -1;
+    s->delay_us = delay_us;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -160,6 +171,7 @@ bk_syncer_start(bk_syncer_t **out, char *err, size_t errlen)
         return -1;
     }
     pthread_setname_np(s->thread, "tc-syncer");
+
     s->started = 1;
     *out = s;
     return 0;

@@ -29,4 +29,13 @@ clock_mono_ms(void)
     return CLOCK_MONO_ORIGIN_MS + (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*  Microseconds on the same clock as clock_mono_ms(). */
+static inline int64_t
+clock_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return CLOCK_MONO_ORIGIN_MS * 1000 + (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 #endif

@@ -16,10 +16,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 static char s_dir[64];
@@ -107,7 +107,7 @@ fx_open(fx_t *fx, const char *journal, bk_fsync_t policy, uint64_t retention_ms)
     if (journal) {
         unlink(journal);
         if (bk_persist_open(bk, journal, 1000, err, sizeof err) != 0 ||
-            bk_syncer_start(&bk->syncer, err, sizeof err) != 0 ||
+            bk_syncer_start(&bk->syncer, 0, err, sizeof err) != 0 ||
             bk_syncer_files(bk->syncer, bk_journal_fd(bk->journal), -1) != 0) {
             fprintf(stderr, "fx_open: %s\n", err);
             return -1;
@@ -299,7 +299,7 @@ test_batch_waits_for_the_disk(void)
     CHECK(fx.bk.commit.count == 0 && fx.bk.stats.fsyncs >= 1);
     CHECK(fx_answer(&fx, 1000, &seq, &dup) == 1 && seq == 1 && !dup);
     CHECK(fx_answer(&fx, 1000, &seq, &dup) == 1 && seq == 1 && dup);
-    CHECK(frames(fx.sub, 1000) == 2);    /* [u1 NUL][event] */
+    CHECK(frames(fx.sub, 1000) == 2);     /* [u1 NUL][event] */
     CHECK(frames(fx.gateway, 1000) == 2); /* [header][event] */
 
     /* nothing waits now: a sync answer goes at once */
@@ -362,15 +362,22 @@ static void
 test_policy_names(void)
 {
     bk_fsync_t p;
-    uint64_t ms = 0;
-    CHECK(bk_commit_parse_policy("batch", &p, &ms) == 0 && p == BK_FSYNC_BATCH);
-    CHECK(bk_commit_parse_policy("never", &p, &ms) == 0 && p == BK_FSYNC_NEVER);
-    CHECK(bk_commit_parse_policy("interval", &p, &ms) == 0 && p == BK_FSYNC_INTERVAL && ms == 1000);
-    CHECK(bk_commit_parse_policy("interval:50", &p, &ms) == 0 && p == BK_FSYNC_INTERVAL && ms == 50);
-    const char *bad[] = {"", "Batch", "interval:", "interval:0", "interval:x", "interval50",
-                         "interval:3600001", "always", NULL};
-    for (int i = 0; i < 8; i++)
-        CHECK(bk_commit_parse_policy(bad[i], &p, &ms) == -1);
+    uint64_t ms = 0, us = 7;
+    CHECK(bk_commit_parse_policy("batch", &p, &ms, &us) == 0 && p == BK_FSYNC_BATCH && us == 0);
+    CHECK(bk_commit_parse_policy("batch:250", &p, &ms, &us) == 0 && p == BK_FSYNC_BATCH &&
+          us == 250);
+    CHECK(bk_commit_parse_policy("batch:0", &p, &ms, &us) == 0 && us == 0);
+    CHECK(bk_commit_parse_policy("never", &p, &ms, &us) == 0 && p == BK_FSYNC_NEVER);
+    CHECK(bk_commit_parse_policy("interval", &p, &ms, &us) == 0 && p == BK_FSYNC_INTERVAL &&
+          ms == 1000);
+    CHECK(bk_commit_parse_policy("interval:50", &p, &ms, &us) == 0 && p == BK_FSYNC_INTERVAL &&
+          ms == 50);
+    const char *bad[] = {"",           "Batch",       "interval:",        "interval:0",
+                         "interval:x", "interval50",  "interval:3600001", "always",
+                         "batch:",     "batch:10001", "batchy",           "batch:-1",
+                         NULL};
+    for (int i = 0; bad[i]; i++)
+        CHECK(bk_commit_parse_policy(bad[i], &p, &ms, &us) == -1);
 }
 
 int
