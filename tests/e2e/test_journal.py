@@ -314,7 +314,7 @@ def test_sigkill_during_compactions_loses_no_acknowledged_event(tc):
     assert caught == 2 and compactions >= 2, (caught, compactions)
 
 
-@pytest.mark.parametrize("policy", ["batch", "interval:20", "never"])
+@pytest.mark.parametrize("policy", ["batch", "batch:500", "interval:20", "never"])
 def test_sigkill_loses_nothing_acknowledged_under_every_fsync_policy(tc, policy):
     """A crash of the broker process (not the machine) loses nothing
     acknowledged: with batch it was on disk, with the others in the page
@@ -337,13 +337,15 @@ def test_sigkill_loses_nothing_acknowledged_under_every_fsync_policy(tc, policy)
     assert_has_acked(broker, users, pub.acked, [pub.inflight[0]] if pub.inflight else [])
 
 
-@pytest.mark.parametrize("value", ["always", "interval:0", "interval:x", "Batch", ""])
+@pytest.mark.parametrize("value", ["always", "interval:0", "interval:x", "Batch", "",
+                                   "batch:10001", "batch:"])
 def test_bad_fsync_policy_stops_the_start(tc, value):
     broker = tc.broker(args=journal_args(tc.tmp / "journal.bin", "--fsync", value), wait=False)
     broker.expect_failure = True
     rc = broker.wait_exit()
     assert rc == 2, broker.log()
-    assert "--fsync must be batch, never, interval or interval:MS" in broker.log(), broker.log()
+    assert ("--fsync must be batch, batch:US (US from 0 to 10000), never, interval or "
+            "interval:MS") in broker.log(), broker.log()
 
 
 # ---------------------------------------------------------------- idempotency across a restart
