@@ -87,7 +87,7 @@ s_answer_stats(broker_t *bk, bk_zmsg_t *m, size_t envelope, uint64_t req)
     msgpack_packer pk;
     buf_reset(&bk->scratch);
     msgpack_packer_init(&pk, &bk->scratch, buf_msgpack_write);
-    wire_pack_stats_begin(&pk, req, (bk->journal ? 15 : 14) +
+    wire_pack_stats_begin(&pk, req, (bk->journal ? 16 : 14) +
                                         (bk->jobs ? bk_jobs_stats_pairs(bk->jobs) : 0));
     wire_pack_kv_str(&pk, "epoch", st->epoch, strlen(st->epoch));
     wire_pack_kv_str(&pk, "boot", bk->boot, strlen(bk->boot));
@@ -103,8 +103,10 @@ s_answer_stats(broker_t *bk, bk_zmsg_t *m, size_t envelope, uint64_t req)
     wire_pack_kv_u64(&pk, "state_bytes", st->state_bytes);
     wire_pack_kv_u64(&pk, "history_bytes", st->hist_bytes);
     wire_pack_kv_u64(&pk, "heartbeat_ms", TOPIC_HEARTBEAT_MS);
-    if (bk->journal)
+    if (bk->journal) {
         wire_pack_kv_u64(&pk, "journal_bytes", bk_journal_size(bk->journal));
+        wire_pack_kv_u64(&pk, "journal_fsyncs", bk->stats.fsyncs);
+    }
     if (bk->jobs)
         bk_jobs_pack_stats(bk->jobs, &pk);
     buf_t *out = s_out(m->peer, envelope);

@@ -25,6 +25,18 @@ def test_stats_reports_the_brokers_counters(tc):
     assert after["rejected"] - before["rejected"] == 1, (before, after)
     assert after["users"] == 1 and after["tasks"] == 3, after
     assert after["epoch"] == before["epoch"] and after["boot"], after
+    assert "journal_bytes" not in after and "journal_fsyncs" not in after, after
+
+
+def test_stats_with_a_journal_counts_its_size_and_syncs(tc):
+    broker = tc.broker(args=["--journal", str(tc.tmp / "journal.bin")])
+    before = stats(tc, broker)
+    w = tc.worker(broker)
+    for i in range(3):
+        w.publish_ok(event(f"t{i}", "2"))  # each ok waits for a sync (--fsync batch)
+    after = stats(tc, broker)
+    assert after["journal_bytes"] > before["journal_bytes"], (before, after)
+    assert 1 <= after["journal_fsyncs"] - before["journal_fsyncs"], (before, after)
 
 
 def test_stats_of_a_gateway_uses_an_admin_token(tc):
