@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True
 
 from runner import procs, report  # noqa: E402
+from runner.params import resolve  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
@@ -375,12 +376,6 @@ def smoke_check(results):
     return bad
 
 
-def _parse_value(text, like):
-    if isinstance(like, list):
-        return [type(like[0])(x) if like else x for x in text.split(",")]
-    return type(like)(text)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -390,14 +385,7 @@ def main():
     ap.add_argument("--out", help="results directory [bench/results/<time>-jobs]")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     a = ap.parse_args()
-    params = dict(PARAMS)
-    if a.smoke:
-        params.update(SMOKE)
-    for kv in a.set:
-        k, _, v = kv.partition("=")
-        if k not in params:
-            ap.error(f"--set {k}: unknown (known: {', '.join(sorted(params))})")
-        params[k] = _parse_value(v, params[k])
+    params = resolve(ap, PARAMS, SMOKE if a.smoke else None, a.set)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     outdir = a.out or (tempfile.mkdtemp(prefix="tc-jobs-smoke-") if a.smoke else
                        os.path.join(BENCH, "results", f"{stamp}-jobs"))

@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True
 
 from runner import procs, report, scenarios, systems  # noqa: E402
+from runner.params import resolve  # noqa: E402
 from runner.tools import Tools  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -108,18 +109,6 @@ class Ctx:
     def note(self, line):
         self.notes.append(line)
         self.say(f"  note: {line}")
-
-
-def _parse_value(text, like):
-    if isinstance(like, list):
-        return [_parse_value(t, like[0] if like else "") for t in text.split(",") if t]
-    if isinstance(like, bool):
-        return text.lower() in ("1", "true", "yes")
-    if isinstance(like, int):
-        return int(text)
-    if isinstance(like, float):
-        return float(text)
-    return text
 
 
 def _machine(ctx):
@@ -292,14 +281,7 @@ def main():
                     help="seconds-long run of every tool and scenario against taskcast")
     args = ap.parse_args()
 
-    params = dict(PARAMS)
-    if args.smoke:
-        params.update(SMOKE)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in PARAMS:
-            ap.error(f"unknown parameter {key} (known: {', '.join(PARAMS)})")
-        params[key] = _parse_value(value, PARAMS[key])
+    params = resolve(ap, PARAMS, SMOKE if args.smoke else None, args.set)
     names = [n for n in args.scenarios.split(",") if n]
     for n in names:
         if n not in scenarios.SCENARIOS:

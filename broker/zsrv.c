@@ -59,7 +59,7 @@ struct bk_zpeer {
     uint8_t in_msg;   /* parsing stopped inside a message (more frames due) */
     uint8_t *in;      /* read, from in_pos not parsed yet */
     size_t in_len, in_pos, in_cap;
-    size_t need;      /* bytes from in_pos the message being read needs in all */
+    size_t need; /* bytes from in_pos the message being read needs in all */
     buf_t out;
     size_t out_off;
     int64_t since_ms; /* accepted at (handshake deadline) */
@@ -124,22 +124,16 @@ s_listen(bk_zsock_t *s, const char *ep, char *err, size_t errlen)
         snprintf(err, errlen, "%s: only tcp:// and ipc:// endpoints can be bound", ep);
         return -1;
     }
-    char host[256];
-    const char *hp = ep + 6, *colon = strrchr(hp, ':');
-    size_t hlen = colon ? (size_t)(colon - hp) : 0;
-    if (hlen >= 2 && hp[0] == '[' && hp[hlen - 1] == ']') {
-        hp++;
-        hlen -= 2;
-    }
-    if (!colon || hlen == 0 || hlen >= sizeof host || colon[1] == '\0') {
+    char host[256], port_text[8];
+    int port;
+    if (cfg_parse_listen(ep + 6, host, sizeof host, &port) != 0 || host[0] == '\0') {
         snprintf(err, errlen, "%s: a tcp endpoint must be tcp://HOST:PORT", ep);
         return -1;
     }
-    memcpy(host, hp, hlen);
-    host[hlen] = '\0';
+    snprintf(port_text, sizeof port_text, "%d", port);
     int any = strcmp(host, "*") == 0;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
-    if (getaddrinfo(any ? NULL : host, colon + 1, &hints, &res) != 0 || !res) {
+    if (getaddrinfo(any ? NULL : host, port_text, &hints, &res) != 0 || !res) {
         snprintf(err, errlen, "%s: cannot resolve the address", ep);
         return -1;
     }
@@ -658,8 +652,7 @@ s_take_subscriptions(bk_zpeer_t *p)
     while ((rc = s_parse(p, &m)) == 1) {
         /* one frame: 0x01 topic or 0x00 topic; anything else is ignored,
          * as libzmq's XPUB does */
-        if (m.count != 1 || m.truncated || m.frames[0].len < 1 ||
-            m.frames[0].len > S_SUB_MAX + 1)
+        if (m.count != 1 || m.truncated || m.frames[0].len < 1 || m.frames[0].len > S_SUB_MAX + 1)
             continue;
         const uint8_t *d = m.frames[0].p;
         if (d[0] == 1)
@@ -712,8 +705,8 @@ bk_zsock_ready(const bk_zsock_t *s)
 /* ---------------------------------------------------------------- publishing */
 
 static void
-s_queue(bk_zsock_t *s, bk_zpeer_t *p, const void *topic, size_t tlen, const void *data,
-        size_t len, int *n)
+s_queue(bk_zsock_t *s, bk_zpeer_t *p, const void *topic, size_t tlen, const void *data, size_t len,
+        int *n)
 {
     if (p->pub_mark == s->pub_seq)
         return; /* already has it (two of its subscriptions match) */

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "clock.h"
 #include "zconn.h"
 #include "zmtp.h"
@@ -76,21 +77,15 @@ s_resolve(zconn_t *c, const char **why)
         *why = "only tcp:// and ipc:// endpoints can be connected to";
         return -1;
     }
-    char host[256];
-    const char *hp = ep + 6, *colon = strrchr(hp, ':');
-    size_t hlen = colon ? (size_t)(colon - hp) : 0;
-    if (hlen >= 2 && hp[0] == '[' && hp[hlen - 1] == ']') {
-        hp++;
-        hlen -= 2;
-    }
-    if (!colon || hlen == 0 || hlen >= sizeof host || colon[1] == '\0') {
+    char host[256], port_text[8];
+    int port;
+    if (cfg_parse_listen(ep + 6, host, sizeof host, &port) != 0 || host[0] == '\0') {
         *why = "a tcp endpoint must be tcp://HOST:PORT";
         return -1;
     }
-    memcpy(host, hp, hlen);
-    host[hlen] = '\0';
+    snprintf(port_text, sizeof port_text, "%d", port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) {
+    if (getaddrinfo(host, port_text, &hints, &res) != 0 || !res) {
         *why = S_NO_NAME;
         return -1;
     }

@@ -96,3 +96,24 @@ def test_cli_watch_follows_a_stream(tc, stack):
                        text=True, timeout=20)
     assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
     assert '"task_id":"w1"' in r.stdout.replace(" ", ""), r.stdout
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1", "tcp://:5555", "tcp://127.0.0.1:x",
+                                      "tcp://127.0.0.1:70000", "udp://127.0.0.1:5555"])
+@pytest.mark.parametrize("program", ["broker", "gateway"])
+def test_a_malformed_endpoint_stops_the_start_with_a_sentence(program, endpoint):
+    (port,) = free_ports(1)
+    # The broker binds it (--ingest), the gateway connects to it (--fanout):
+    # both read tcp://HOST:PORT the same way, and refuse anything else.
+    if program == "broker":
+        argv = [str(BROKER_BIN), f"--ingest={endpoint}"]
+    else:
+        argv = [str(GATEWAY_BIN), f"--fanout={endpoint}", f"--listen=127.0.0.1:{port}"]
+    env = clean_env()
+    env["TASKCAST_JWT_SECRET"] = SECRET
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode != 0, (argv, r.stdout, r.stderr)
+    text = r.stdout + r.stderr
+    assert ("a tcp endpoint must be tcp://HOST:PORT" in text or "only tcp:// and ipc://" in text
+            ), text
