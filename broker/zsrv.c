@@ -525,24 +525,15 @@ static int
 s_handshake(bk_zpeer_t *p)
 {
     const char *why = NULL;
-    size_t left = p->in_len - p->in_pos;
-    if (left < ZMTP_GREETING_LEN)
+    zmtp_frame_t f;
+    long long k = zmtp_read_handshake(p->in + p->in_pos, p->in_len - p->in_pos, NULL, &f, &why);
+    if (k == 0)
         return 0;
-    const uint8_t *g = p->in + p->in_pos;
-    if (zmtp_check_greeting(g, &why) != 0) {
+    if (k < 0) {
         s_protocol_error(p, why);
         return -1;
     }
-    zmtp_frame_t f;
-    uint64_t need;
-    long long k = zmtp_read_frame(g + ZMTP_GREETING_LEN, left - ZMTP_GREETING_LEN, 4096, &f, &need);
-    if (k == 0)
-        return 0;
     const char *types = p->sock->on_sub ? "SUB XSUB" : "DEALER REQ ROUTER";
-    if (k < 0 || !(f.flags & ZMTP_COMMAND) || zmtp_check_ready(f.body, f.len, NULL, &why) != 0) {
-        s_protocol_error(p, why ? why : "its READY is malformed");
-        return -1;
-    }
     /* The peer's socket type must fit ours. */
     int fits = 0;
     for (const char *t = types; *t;) {
@@ -557,7 +548,7 @@ s_handshake(bk_zpeer_t *p)
         s_protocol_error(p, "its socket type cannot talk to this one");
         return -1;
     }
-    p->in_pos += ZMTP_GREETING_LEN + (size_t)k;
+    p->in_pos += (size_t)k;
     p->state = S_UP;
     broker_t *bk = p->bk;
     DLIST_REMOVE(bk->zsrv.shaking, bk->zsrv.shaking_tail, p, hprev, hnext);

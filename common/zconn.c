@@ -306,24 +306,16 @@ static int
 s_handshake(zconn_t *c, const uint8_t *p, size_t n, size_t *used)
 {
     const char *why = NULL;
+    zmtp_frame_t ready;
     *used = 0;
-    if (n < ZMTP_GREETING_LEN)
+    long long k = zmtp_read_handshake(p, n, c->spec.peer_type, &ready, &why);
+    if (k == 0)
         return 0;
-    if (zmtp_check_greeting(p, &why) != 0) {
+    if (k < 0) {
         zconn_reset(c, why);
         return -1;
     }
-    zmtp_frame_t f;
-    uint64_t need;
-    long long k = zmtp_read_frame(p + ZMTP_GREETING_LEN, n - ZMTP_GREETING_LEN, 4096, &f, &need);
-    if (k == 0)
-        return 0;
-    if (k < 0 || !(f.flags & ZMTP_COMMAND) ||
-        zmtp_check_ready(f.body, f.len, c->spec.peer_type, &why) != 0) {
-        zconn_reset(c, why ? why : "the peer's READY is malformed");
-        return -1;
-    }
-    *used = ZMTP_GREETING_LEN + (size_t)k;
+    *used = (size_t)k;
     c->state = S_UP;
     c->quiet = 0;
     c->retry_s = S_RETRY_MIN;

@@ -200,3 +200,25 @@ zmtp_read_frame(const uint8_t *p, size_t n, uint64_t max_len, zmtp_frame_t *f, u
     f->len = len;
     return (long long)(head + len);
 }
+
+long long
+zmtp_read_handshake(const uint8_t *p, size_t n, const char *peer_type, zmtp_frame_t *ready,
+                    const char **why)
+{
+    if (n < ZMTP_GREETING_LEN)
+        return 0;
+    if (zmtp_check_greeting(p, why) != 0)
+        return -1;
+    uint64_t need;
+    long long k = zmtp_read_frame(p + ZMTP_GREETING_LEN, n - ZMTP_GREETING_LEN, 4096, ready, &need);
+    if (k == 0)
+        return 0;
+    *why = NULL;
+    if (k < 0 || !(ready->flags & ZMTP_COMMAND) ||
+        zmtp_check_ready(ready->body, ready->len, peer_type, why) != 0) {
+        if (!*why)
+            *why = "the peer's READY is malformed";
+        return -1;
+    }
+    return ZMTP_GREETING_LEN + k;
+}

@@ -65,4 +65,11 @@ typedef struct zmtp_frame {
 long long zmtp_read_frame(const uint8_t *p, size_t n, uint64_t max_len, zmtp_frame_t *f,
                           uint64_t *need);
 
+/*  The peer's greeting and READY command at p (n bytes, the start of what
+ *  it sent): the bytes they take, 0 if more are needed, or -1 with a
+ *  sentence (a bad greeting, no READY, or a READY whose Socket-Type is not
+ *  peer_type; NULL: any). *ready is the READY body (for more checks). */
+long long zmtp_read_handshake(const uint8_t *p, size_t n, const char *peer_type,
+                              zmtp_frame_t *ready, const char **why);
+
 #endif

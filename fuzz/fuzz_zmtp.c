@@ -8,6 +8,8 @@
  *    is; fed the same stream in pieces (a buffer growing as zconn's does)
  *    it yields the same frames; what zmtp_put_frame() writes of a body reads
  *    back as that body. Tried with the gateway's bounds and with none.
+ *  - zmtp_read_handshake() (greeting + READY, as zconn.c and the broker's
+ *    zsrv.c read them) stays within the bytes, or refuses with a sentence.
  *  - zmtp_check_greeting(), zmtp_check_ready(), zmtp_command_is() on every
  *    greeting and command; a refusal says why; a PING's PONG is one
  *    well-formed PONG command.
@@ -138,6 +140,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static s_seen_t seen[S_FRAMES_MAX];
     const char *why = NULL;
+    /* The handshake as zconn and the broker read it: within the bytes, or
+     * a refusal that says why. */
+    zmtp_frame_t ready;
+    long long hs = zmtp_read_handshake(data, size, "ROUTER", &ready, &why);
+    FUZZ_CHECK(hs <= (long long)size);
+    if (hs < 0)
+        FUZZ_CHECK(why != NULL && why[0] != '\0');
+    if (hs > 0)
+        FUZZ_CHECK(zmtp_command_is(ready.body, (size_t)ready.len, "READY"));
+    why = NULL;
     if (size < ZMTP_GREETING_LEN)
         return 0;
     if (zmtp_check_greeting(data, &why) != 0)

@@ -115,10 +115,47 @@ test_frames(void)
     buf_free(&b);
 }
 
+/*  A whole handshake: greeting + READY, read in every cut. */
+static void
+test_handshake(void)
+{
+    buf_t b;
+    buf_init(&b);
+    zmtp_put_greeting(&b);
+    zmtp_put_ready(&b, "ROUTER");
+    const uint8_t *p = (const uint8_t *)b.data;
+    zmtp_frame_t ready;
+    const char *why = NULL;
+    for (size_t n = 0; n < b.len; n++)
+        CHECK(zmtp_read_handshake(p, n, "ROUTER", &ready, &why) == 0);
+    CHECK(zmtp_read_handshake(p, b.len, "ROUTER", &ready, &why) == (long long)b.len);
+    CHECK(zmtp_command_is(ready.body, ready.len, "READY"));
+    CHECK(zmtp_read_handshake(p, b.len, NULL, &ready, &why) == (long long)b.len);
+    why = NULL;
+    CHECK(zmtp_read_handshake(p, b.len, "XPUB", &ready, &why) == -1 && why && why[0]);
+    /* a bad greeting; a message frame where READY must be */
+    buf_t bad;
+    buf_init(&bad);
+    zmtp_put_greeting(&bad);
+    bad.data[0] = 0;
+    why = NULL;
+    CHECK(zmtp_read_handshake((const uint8_t *)bad.data, bad.len, NULL, &ready, &why) == -1 &&
+          why);
+    buf_reset(&bad);
+    zmtp_put_greeting(&bad);
+    zmtp_put_frame(&bad, "READY", 5, 0);
+    why = NULL;
+    CHECK(zmtp_read_handshake((const uint8_t *)bad.data, bad.len, NULL, &ready, &why) == -1 &&
+          why);
+    buf_free(&bad);
+    buf_free(&b);
+}
+
 int
 main(void)
 {
     test_greeting_and_ready();
     test_frames();
+    test_handshake();
     return check_report();
 }
