@@ -204,10 +204,10 @@ export class TaskcastClient {
   async _open(attempt) {
     if (this._closed) return;
     this.stats.attempts++;
-    let url;
+    let u;
     let token;
     try {
-      url = await this._nextUrl(attempt);
+      u = new URL(await this._nextUrl(attempt));
       token = await this._getToken();
       if (typeof token !== 'string' || token === '') throw new Error('getToken() gave no token');
     } catch (e) {
@@ -218,7 +218,6 @@ export class TaskcastClient {
     }
     if (this._closed) return;
 
-    const u = new URL(url);
     u.searchParams.delete('since');
     u.searchParams.delete('epoch');
     this._resumeAsked = this._opt.resume && this.epoch !== null;

@@ -185,6 +185,20 @@ test('silence: a ping, then a reconnect', async () => {
   c.close();
 });
 
+test('a URL function that fails is an error event and a retry, not a crash', async () => {
+  FakeWS.all = [];
+  let calls = 0;
+  const c = connect(() => (++calls === 1 ? 'not a url' : 'ws://gw.test/api/v1/ws/tasks/2'), {
+    getToken: () => 'tok', WebSocket: FakeWS, minDelay: 1, maxDelay: 2,
+  });
+  const errors = [];
+  c.on('error', (e) => errors.push(e.code));
+  await next(1);
+  assert.deepEqual(errors, ['client']);
+  assert.equal(calls, 2);
+  c.close();
+});
+
 test('backoff: full jitter between minDelay and the doubling cap', () => {
   assert.equal(backoff(0, 500, 30000, () => 1), 500);
   assert.equal(backoff(3, 500, 30000, () => 1), 4000);
