@@ -1,14 +1,16 @@
 #!/bin/sh
 # Installs dependencies, builds (warnings as errors) twice, plain and with
 # AddressSanitizer + UndefinedBehaviorSanitizer, and runs every test on both:
-# C unit tests, PyJWT interoperability, and the end-to-end suite that starts
-# real brokers and gateways on loopback, some driven from a real browser.
+# C unit tests, PyJWT interoperability, the end-to-end suite that starts
+# real brokers and gateways on loopback, some driven from a real browser, and
+# the browser client library's tests (clients/js, node --test).
 # Then every fuzz target (clang, libFuzzer) runs over its seeds and for a
 # few seconds (TASKCAST_FUZZ_SECONDS, default 10) with scripts/fuzz.sh.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh --browser --fuzz --bench
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+(cd clients/js && npm ci --no-audit --no-fund --loglevel=error)
 # The browser tests skip themselves when chromium or playwright-core is
 # missing; here both were just installed, so a skip would be a failure.
 export TASKCAST_REQUIRE_BROWSER=1
