@@ -397,8 +397,11 @@ def main():
     results = {}
     for n in names:
         run_system(ctx, n, results)
-    rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()
+    try:  # the commit measured, where git is there to say it
+        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+    except OSError:
+        rev = ""
     report.write_json(os.path.join(outdir, "jobs.json"),
                       {"params": params, "commit": rev, "results": results,
                        "nproc": os.cpu_count(), "load_before": os.getloadavg()})
