@@ -17,8 +17,9 @@ What this proves, with the proxies' own output as the witness:
   with a bad token sees open, one `unauthorized` error frame and a clean
   close 4401, never 1006;
 - 1,000 refusals (4401 and 4403) through Vite, then through
-  http-proxy-middleware: every client gets its close code, and the proxy
-  prints no proxy error, no writeAfterFIN, no ECONNRESET, no EPIPE.
+  http-proxy-middleware: every client gets its close code, the proxy
+  prints no proxy error, no writeAfterFIN, no ECONNRESET, no EPIPE, and the
+  gateway is left with no session and no descriptor more than before.
 
 Needs node and tests/browser/node_modules with vite and http-proxy-middleware
 (`npm ci` in tests/browser), and for the browser test /usr/bin/chromium and
@@ -226,6 +227,26 @@ def refuse_many(tc, proxy, n=REFUSALS):
     return codes
 
 
+def gateway_fds(gw):
+    return len(os.listdir(f"/proc/{gw.pid}/fd"))
+
+
+def gateway_connections(gw):
+    body = http_get(gw.port, "/metrics")[2].decode()
+    return int(float(re.search(r"^taskcast_gateway_connections (\S+)$", body, re.M).group(1)))
+
+
+def expect_no_leak(gw, fds_before):
+    """Every refused session gone, and with it its descriptor (within the
+    close wait, for a client that stopped answering)."""
+    deadline = time.monotonic() + 5
+    while gateway_connections(gw) != 0 or gateway_fds(gw) > fds_before:
+        assert time.monotonic() < deadline, (
+            f"the gateway keeps {gateway_connections(gw)} connections and "
+            f"{gateway_fds(gw)} descriptors (before: {fds_before})")
+        time.sleep(0.1)
+
+
 def expect_clean(proxy, codes, n=REFUSALS):
     time.sleep(0.5)  # what the proxy prints about the last ones
     lines, counts = proxy.errors()
@@ -282,12 +303,16 @@ def test_browser_through_vite_sees_unauthorized_4401_not_a_reset(stack, tc):
 def test_1000_refusals_through_vite_print_no_proxy_error(stack, tc):
     _need("vite")
     _, gw = stack
+    fds = gateway_fds(gw)
     v = vite(tc, gw)
     expect_clean(v, refuse_many(tc, v))
+    expect_no_leak(gw, fds)
 
 
 def test_1000_refusals_through_http_proxy_middleware_print_no_proxy_error(stack, tc):
     _need("http-proxy-middleware")
     _, gw = stack
+    fds = gateway_fds(gw)
     p = proxy_middleware(tc, gw)
     expect_clean(p, refuse_many(tc, p))
+    expect_no_leak(gw, fds)
