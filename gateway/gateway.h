@@ -63,6 +63,7 @@
 #define GW_BROKER_DEAD_MS  2000         /* no heartbeat for this long: broker down */
 #define GW_TICK_MS         100          /* timeouts, heartbeat check, safety-net drain */
 #define GW_SHUTDOWN_MS     3000         /* SIGTERM: time given to close clients */
+#define GW_CLOSE_ACK_MS    2000         /* after our close frame: wait for the client's */
 
 /* ---------------------------------------------------------------- users, sessions */
 
@@ -123,10 +124,12 @@ struct gw_session {
     uint8_t state; /* gw_state_t */
     uint8_t pongs; /* pongs owed */
     uint8_t has_since;
-    uint8_t queued;    /* 0, GW_Q_SYNC or GW_Q_WAKE */
-    uint8_t ping_due;  /* a WebSocket ping is to be sent */
-    uint8_t ka_pinged; /* keepalive.c: pinged, no answer yet */
-    uint32_t ka_index; /* keepalive.c: heap position + 1, 0 if not in it */
+    uint8_t queued;     /* 0, GW_Q_SYNC or GW_Q_WAKE */
+    uint8_t ping_due;   /* a WebSocket ping is to be sent */
+    uint8_t close_sent; /* our close is lws's to send: wait for the client's */
+    uint8_t ka_pinged;  /* keepalive.c: pinged, no answer yet */
+    uint8_t ka_closing; /* keepalive.c: ka_due_ms ends the close handshake */
+    uint32_t ka_index;  /* keepalive.c: heap position + 1, 0 if not in it */
     int64_t ka_due_ms, ka_last_rx_ms;
 };
 
@@ -407,6 +410,9 @@ void gw_session_resend_syncs(gateway_t *gw);
 void gw_session_ping(gateway_t *gw, gw_session_t *s);
 /*  keepalive.c found it silent for silent_ms after a ping: closed. */
 void gw_session_hang_up(gateway_t *gw, gw_session_t *s, int64_t silent_ms);
+/*  keepalive.c: no close frame from the client within GW_CLOSE_ACK_MS of
+ *  ours: dropped. */
+void gw_session_close_expired(gateway_t *gw, gw_session_t *s);
 
 /*  The session that owns a ring cursor. */
 static inline gw_session_t *
@@ -422,7 +428,10 @@ int gw_keepalive_add(gateway_t *gw, gw_session_t *s, int64_t now_ms);
 void gw_keepalive_remove(gateway_t *gw, gw_session_t *s);
 /*  The client sent something (a pong, a message). */
 void gw_keepalive_seen(gateway_t *gw, gw_session_t *s, int64_t now_ms);
-/*  From the tick: pings and hang-ups that are due. */
+/*  The gateway closed the session: drop it at deadline_ms unless the
+ *  client's close frame ends it first. No more pings. */
+void gw_keepalive_closing(gateway_t *gw, gw_session_t *s, int64_t deadline_ms);
+/*  From the tick: pings, hang-ups and close deadlines that are due. */
 void gw_keepalive_check(gateway_t *gw, int64_t now_ms);
 void gw_keepalive_free(gateway_t *gw);
 

@@ -12,7 +12,9 @@
  *    - silent for --ping-interval: send a ping (browsers answer by
  *      themselves), look again when the hang-up time would be reached;
  *    - pinged, and silent for 2.5 intervals: close it;
- *    - heard from meanwhile: look again ping-interval after that.
+ *    - heard from meanwhile: look again ping-interval after that;
+ *    - closing (the gateway sent its close frame): the client's close
+ *      frame did not come within GW_CLOSE_ACK_MS, drop the connection.
  *  The tick runs every 100 ms, so every time here is within 100 ms.
  */
 #include <stdlib.h>
@@ -124,11 +126,27 @@ gw_keepalive_seen(gateway_t *gw, gw_session_t *s, int64_t now_ms)
 }
 
 void
+gw_keepalive_closing(gateway_t *gw, gw_session_t *s, int64_t deadline_ms)
+{
+    if (!s->ka_index || s->ka_closing)
+        return;
+    s->ka_closing = 1;
+    s->ka_pinged = 0; /* gw_keepalive_seen() leaves the deadline alone */
+    s->ka_due_ms = deadline_ms;
+    s_rekey(&gw->keepalive, s);
+}
+
+void
 gw_keepalive_check(gateway_t *gw, int64_t now_ms)
 {
     gw_keepalive_t *k = &gw->keepalive;
     while (k->n > 0 && k->heap[0]->ka_due_ms <= now_ms) {
         gw_session_t *s = k->heap[0];
+        if (s->ka_closing) {
+            gw_keepalive_remove(gw, s);
+            gw_session_close_expired(gw, s);
+            continue;
+        }
         int64_t silent = now_ms - s->ka_last_rx_ms;
         /* still pinged: nothing came since the ping (gw_keepalive_seen()
          * clears it) */

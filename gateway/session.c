@@ -520,10 +520,21 @@ s_write_ready(gateway_t *gw, struct lws *wsi, gw_session_t *s)
 int
 gw_session_writeable(gateway_t *gw, struct lws *wsi, gw_session_t *s)
 {
+    if (s->close_sent)
+        return 0; /* lws waits for the client's close: nothing more */
     if (!s->ctl && s->state == GW_S_CLOSING) {
         /* The error frame has left (lws calls WRITEABLE only once what it
-         * holds is sent): now the close. */
+         * holds is sent): now the close. With a reason set, returning -1
+         * makes lws send the close frame and wait for the client's before
+         * it closes TCP (RFC 6455 7.1.1), which lets a proxy in between
+         * forward the client's close frame instead of writing into a
+         * connection we already ended. lws would wait 5 s; keepalive.c
+         * drops a client that does not answer after GW_CLOSE_ACK_MS. A
+         * WRITEABLE that comes meanwhile must not return -1 again: that
+         * would close TCP at once. */
         lws_close_reason(wsi, (enum lws_close_status)s->close_code, NULL, 0);
+        s->close_sent = 1;
+        gw_keepalive_closing(gw, s, clock_mono_ms() + GW_CLOSE_ACK_MS);
         return -1;
     }
     if (s->ping_due && s->state != GW_S_CLOSING) {
@@ -559,6 +570,14 @@ gw_session_hang_up(gateway_t *gw, gw_session_t *s, int64_t silent_ms)
     log_info(&gw->log, "conn=%u: silent for %lld s after a ping, closing", s->id,
              (long long)(silent_ms / 1000));
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_ASYNC);
+}
+
+void
+gw_session_close_expired(gateway_t *gw, gw_session_t *s)
+{
+    log_info(&gw->log, "conn=%u: no close frame from the client within %d ms, dropped", s->id,
+             GW_CLOSE_ACK_MS);
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
 }
 
 void

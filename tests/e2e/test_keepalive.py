@@ -1,6 +1,9 @@
 """Connections over time: idle ones are kept alive with WebSocket pings, dead
 ones are closed, and a gateway subscribes to the broker only while it has a
-connection for the user.
+connection for the user. A connection the gateway closes completes the
+closing handshake: the gateway waits for the client's close frame (up to
+CLOSE_ACK seconds) before it closes TCP, and drops a client that never sends
+one, also at shutdown.
 
 The ping interval is shortened with --ping-interval so the test takes seconds;
 the default (30 s, hang up after 75 s) is the same code path.
@@ -8,13 +11,16 @@ the default (30 s, hang up after 75 s) is the same code path.
 import asyncio
 import base64
 import os
+import signal
 import socket
 import struct
 import time
 
-from conftest import event, uid
+from conftest import event, http_get, uid
 
 PING_INTERVAL = 1  # seconds: ping after 1 s of silence, hang up after 2.5 s
+CLOSE_ACK = 2.0  # seconds the gateway waits for the client's close frame (GW_CLOSE_ACK_MS)
+TICK = 0.1  # the gateway's timers are within a tick
 
 
 def raw_ws(gw, user, token):
@@ -53,9 +59,51 @@ def read_frame(s, buf):
 
 
 def send_pong(s, payload):
+    send_control(s, 0xA, payload)
+
+
+def send_control(s, opcode, payload):
+    """A masked control frame (a client's)."""
     mask = os.urandom(4)
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    s.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask + body)
+    s.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + body)
+
+
+def until_close(s, buf):
+    """Reads to the gateway's close frame: (text frames before it, its code,
+    the time it arrived)."""
+    texts = []
+    while True:
+        frame = read_frame(s, buf)
+        assert frame is not None, f"EOF before a close frame; frames {texts!r}"
+        op, payload, buf = frame
+        if op == 0x8:
+            return texts, struct.unpack(">H", payload[:2])[0], time.monotonic()
+        if op == 0x1:
+            texts.append(payload)
+
+
+def eof_after(s, timeout):
+    """Seconds until the gateway closes TCP (EOF or reset), reading and
+    dropping whatever comes; None if it is still open after timeout."""
+    t0 = time.monotonic()
+    s.settimeout(timeout)
+    try:
+        while s.recv(4096):
+            pass
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - t0
+
+
+def connections(gw):
+    body = http_get(gw.port, "/metrics")[2].decode()
+    for line in body.splitlines():
+        if line.startswith("taskcast_gateway_connections "):
+            return int(float(line.split()[1]))
+    raise AssertionError(body)
 
 
 def test_idle_connection_is_pinged_and_kept_while_it_answers(tc):
@@ -144,3 +192,55 @@ def test_gateway_unsubscribes_when_the_last_connection_of_a_user_closes(tc):
 
     tc.run(main)
     assert f"unsubscribed user={user}" in broker.log()
+
+
+def test_refused_client_that_answers_the_close_is_closed_after_its_close_frame(tc):
+    gw = tc.gateway(tc.broker())
+    s, buf = raw_ws(gw, "2", "not-a-jwt")
+    texts, code, _ = until_close(s, buf)
+    assert code == 4401 and len(texts) == 1 and b'"unauthorized"' in texts[0], (code, texts)
+    # The gateway waits for our close frame: TCP stays open meanwhile.
+    assert eof_after(s, 0.5) is None, "the gateway closed TCP before the client's close frame"
+    send_control(s, 0x8, struct.pack(">H", 4401))
+    took = eof_after(s, CLOSE_ACK)
+    assert took is not None and took < 1.0, f"TCP not closed after the close frames ({took})"
+    s.close()
+    deadline = time.monotonic() + 3
+    while connections(gw) != 0:
+        assert time.monotonic() < deadline, "the session outlived its connection"
+        time.sleep(0.05)
+
+
+def test_refused_client_that_never_answers_the_close_is_dropped_after_the_wait(tc):
+    gw = tc.gateway(tc.broker())
+    socks = []
+    for _ in range(3):
+        s, buf = raw_ws(gw, "2", "not-a-jwt")
+        _, code, closed_at = until_close(s, buf)
+        assert code == 4401, code
+        socks.append((s, closed_at))
+    for s, closed_at in socks:
+        took = eof_after(s, CLOSE_ACK + 3)
+        assert took is not None, f"still open {CLOSE_ACK + 3:.0f} s after the close frame"
+        since_close = time.monotonic() - closed_at
+        assert CLOSE_ACK - 0.5 <= since_close <= CLOSE_ACK + 1.5, \
+            f"dropped {since_close:.2f} s after the close frame, expected about {CLOSE_ACK} s"
+        s.close()
+    assert connections(gw) == 0
+    assert "no close frame from the client within" in gw.log(), gw.log()[-2000:]
+
+
+def test_sigterm_with_a_client_that_never_answers_the_close_exits_0_within_the_wait(tc):
+    gw = tc.gateway(tc.broker())
+    s, buf = raw_ws(gw, "2", tc.token("2"))
+    op, payload, buf = read_frame(s, buf)
+    assert op == 0x1 and b'"hello"' in payload, payload
+    t0 = time.monotonic()
+    gw.p.send_signal(signal.SIGTERM)
+    texts, code, _ = until_close(s, buf)
+    assert code == 1001 and b'"shutdown"' in texts[0], (code, texts)
+    assert gw.wait_exit(CLOSE_ACK + 3) == 0, gw.log()
+    took = time.monotonic() - t0
+    assert took < CLOSE_ACK + 1.5, f"the gateway took {took:.2f} s to stop"
+    assert eof_after(s, 1) is not None
+    s.close()

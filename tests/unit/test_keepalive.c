@@ -1,7 +1,8 @@
 /*  test_keepalive.c: the gateway's heap of silent connections
  *  (gateway/keepalive.c): a ping after ping-interval of silence, nothing
  *  while the client talks, an answer moving the next ping, a hang-up after
- *  2.5 intervals without one, removal from any position; a randomised run
+ *  2.5 intervals without one, a closing session dropped at its deadline
+ *  whatever it sends, removal from any position; a randomised run
  *  of thousands of sessions checks every decision against a direct
  *  computation and the heap's order after every step. The session
  *  callbacks record what the heap asked for. */
@@ -11,8 +12,8 @@
 #include "check.h"
 #include "gateway.h"
 
-static int s_pings, s_hangups;
-static gw_session_t *s_last_hung;
+static int s_pings, s_hangups, s_expired;
+static gw_session_t *s_last_hung, *s_last_expired;
 
 void
 gw_session_ping(gateway_t *gw, gw_session_t *s)
@@ -26,6 +27,13 @@ gw_session_hang_up(gateway_t *gw, gw_session_t *s, int64_t silent_ms)
 {
     s_hangups++;
     s_last_hung = s;
+}
+
+void
+gw_session_close_expired(gateway_t *gw, gw_session_t *s)
+{
+    s_expired++;
+    s_last_expired = s;
 }
 
 static int
@@ -69,6 +77,38 @@ test_one_session(void)
     gw_keepalive_check(&gw, 4500); /* silent 2.5 intervals after the last word */
     CHECK(s_hangups == 1 && s_last_hung == &s && s.ka_index == 0 && gw.keepalive.n == 0);
     gw_keepalive_remove(&gw, &s); /* not in it: nothing */
+    gw_keepalive_free(&gw);
+}
+
+static void
+test_closing(void)
+{
+    gateway_t gw;
+    memset(&gw, 0, sizeof gw);
+    gw.keepalive.ping_ms = 1000;
+    gw.keepalive.hangup_ms = 2500;
+    gw_session_t a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    s_pings = s_hangups = s_expired = 0;
+    CHECK(gw_keepalive_add(&gw, &a, 0) == 0 && gw_keepalive_add(&gw, &b, 0) == 0);
+    gw_keepalive_check(&gw, 1000); /* both pinged */
+    CHECK(s_pings == 2 && a.ka_pinged);
+    /* a closes at 1200: dropped at 3200, neither pinged nor hung up; b,
+     * silent, is hung up at 2500 as before */
+    gw_keepalive_closing(&gw, &a, 3200);
+    CHECK(a.ka_closing && !a.ka_pinged && a.ka_due_ms == 3200 && heap_ok(&gw.keepalive));
+    gw_keepalive_closing(&gw, &a, 9000); /* a second close keeps the first deadline */
+    CHECK(a.ka_due_ms == 3200);
+    gw_keepalive_seen(&gw, &a, 2000); /* anything but its close frame: no change */
+    CHECK(a.ka_due_ms == 3200);
+    gw_keepalive_check(&gw, 3199);
+    CHECK(s_expired == 0 && s_hangups == 1 && s_last_hung == &b);
+    gw_keepalive_check(&gw, 3200);
+    CHECK(s_expired == 1 && s_last_expired == &a && a.ka_index == 0 && s_hangups == 1);
+    CHECK(gw.keepalive.n == 0);
+    gw_keepalive_closing(&gw, &b, 4000); /* not in the heap: nothing */
+    CHECK(!b.ka_closing);
     gw_keepalive_free(&gw);
 }
 
@@ -119,6 +159,7 @@ int
 main(void)
 {
     test_one_session();
+    test_closing();
     test_random_against_model();
     return check_report();
 }
