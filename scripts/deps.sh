@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what taskcast needs to build and test on Debian 12 (bookworm).
-#   scripts/deps.sh            build and run
+#   scripts/deps.sh            build and run (what the demo needs, nothing more)
+#   scripts/deps.sh --test     also the Python packages the tests use (pytest, websockets,
+#                              pyzmq, msgpack, PyJWT, cryptography)
 #   scripts/deps.sh --browser  also chromium, node and npm for the browser tests
 #   scripts/deps.sh --fuzz     also clang 14 and its libFuzzer runtime (scripts/fuzz.sh)
 #   scripts/deps.sh --bench    also Celery and Redis (bench/jobs.py's peer, and its smoke)
@@ -10,11 +12,13 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PACKAGES="build-essential cmake pkg-config
   libzmq3-dev libwebsockets-dev libwebsockets-evlib-ev libev-dev libcap-dev libmsgpack-dev
-  libsodium-dev
-  python3 python3-pytest python3-websockets python3-zmq python3-msgpack python3-jwt
-  python3-cryptography curl"
+  libsodium-dev python3 curl"
 for flag in "$@"; do
   case $flag in
+  --test)
+    PACKAGES="$PACKAGES python3-pytest python3-websockets python3-zmq python3-msgpack
+      python3-jwt python3-cryptography"
+    ;;
   --browser)
     # The browser tests drive Debian's chromium with playwright-core from npm.
     PACKAGES="$PACKAGES chromium"
@@ -30,7 +34,7 @@ for flag in "$@"; do
     PACKAGES="$PACKAGES python3-celery python3-redis redis-server"
     ;;
   *)
-    echo "usage: scripts/deps.sh [--browser] [--fuzz] [--bench]" >&2
+    echo "usage: scripts/deps.sh [--test] [--browser] [--fuzz] [--bench]" >&2
     exit 2
     ;;
   esac

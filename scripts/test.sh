@@ -8,7 +8,7 @@
 # few seconds (TASKCAST_FUZZ_SECONDS, default 10) with scripts/fuzz.sh.
 set -eu
 cd "$(dirname "$0")/.."
-./scripts/deps.sh --browser --fuzz --bench
+./scripts/deps.sh --test --browser --fuzz --bench
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 (cd clients/js && npm ci --no-audit --no-fund --loglevel=error)
 # The browser tests skip themselves when chromium or playwright-core is
