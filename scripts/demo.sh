@@ -49,7 +49,7 @@ for port in 8000 8001; do
   done
 done
 # A worker pool running the example jobs (examples/jobs/pool.conf: render, thumb).
-(cd "$root" && exec "$bin/taskcast-worker" --config examples/jobs/pool.conf --concurrency 2 \
+(cd "$root" && exec "$bin/taskcast-worker" --config examples/jobs/pool.conf --concurrency 2 --grace-s 2 \
   --name demo-pool) >"$run/pool.log" 2>&1 &
 pids="$pids $!"
 # The demo user's stream of tasks: a real job on that pool every 3 s
