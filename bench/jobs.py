@@ -230,57 +230,56 @@ def step(ctx, sysobj, tag, count, rate=0):
     return r
 
 
+def _measure(ctx, cls, variant, conc, tag, count, rate=0):
+    """One step on a freshly started system: its result, or {"error": ...};
+    Skip goes up (the system cannot run here)."""
+    s = None
+    try:
+        s = cls(ctx, variant, conc)
+        r = step(ctx, s, tag, count, rate)
+        r["concurrency"] = conc
+        return r
+    except Skip:
+        raise
+    except Exception as e:  # noqa: BLE001 (the report says what failed)
+        ctx.say(f"   failed: {e}")
+        return {"concurrency": conc, "offered_rate": rate, "error": str(e)}
+    finally:
+        if s:
+            s.stop()
+
+
 def run_system(ctx, name, results):
     cls = SYSTEMS[name]
     variants = ctx.p["variants"] if name == "taskcast" else ["redis"]
     for variant in variants:
         key = name if name == "celery" else f"taskcast-{variant}"
-        res = results.setdefault(key, {"j1": [], "j2": None})
-        for conc in ctx.p["j1_concurrency"]:
-            count = ctx.p["celery_j1_count"] if name == "celery" else ctx.p["j1_count"]
-            ctx.say(f"== J1 {key} concurrency {conc}: {count} jobs")
-            s = None
-            try:
-                s = cls(ctx, variant, conc)
-                r = step(ctx, s, f"j1c{conc}", count)
-                r["concurrency"] = conc
+        res = results.setdefault(key, {"j1": [], "j2": []})
+        try:
+            for conc in ctx.p["j1_concurrency"]:
+                count = ctx.p["celery_j1_count"] if name == "celery" else ctx.p["j1_count"]
+                ctx.say(f"== J1 {key} concurrency {conc}: {count} jobs")
+                r = _measure(ctx, cls, variant, conc, f"j1c{conc}", count)
                 res["j1"].append(r)
-                ctx.say(f"   {r['jobs_per_s']:.0f} jobs/s, {r['succeeded']}/{count} succeeded, "
-                        f"cpu {r['cpu_total_pct']}%")
-            except Skip as e:
-                res["skipped"] = str(e)
-                ctx.say(f"   skipped: {e}")
-                return
-            except Exception as e:  # noqa: BLE001 (the report says what failed)
-                res["j1"].append({"concurrency": conc, "error": str(e)})
-                ctx.say(f"   failed: {e}")
-            finally:
-                if s:
-                    s.stop()
-        conc = ctx.p["j2_concurrency"]
-        rates = [ctx.p["j2_rate"]]
-        if name == "celery" and ctx.p["celery_j2_rate"] not in rates:
-            rates.append(ctx.p["celery_j2_rate"])  # one it can sustain, too
-        res["j2"] = []
-        for rate in rates:
-            count = int(rate * ctx.p["j2_duration"])
-            ctx.say(f"== J2 {key}: {count} jobs at {rate}/s, concurrency {conc}")
-            s = None
-            try:
-                s = cls(ctx, variant, conc)
-                r = step(ctx, s, f"j2r{rate}", count, rate)
-                r["concurrency"] = conc
+                if "error" not in r:
+                    ctx.say(f"   {r['jobs_per_s']:.0f} jobs/s, {r['succeeded']}/{count} "
+                            f"succeeded, cpu {r['cpu_total_pct']}%")
+            conc = ctx.p["j2_concurrency"]
+            rates = [ctx.p["j2_rate"]]
+            if name == "celery" and ctx.p["celery_j2_rate"] not in rates:
+                rates.append(ctx.p["celery_j2_rate"])  # one it can sustain, too
+            for rate in rates:
+                count = int(rate * ctx.p["j2_duration"])
+                ctx.say(f"== J2 {key}: {count} jobs at {rate}/s, concurrency {conc}")
+                r = _measure(ctx, cls, variant, conc, f"j2r{rate}", count, rate)
                 res["j2"].append(r)
-                ctx.say(f"   submit->running p50 {r['to_running_ms'].get('p50')} ms, "
-                        f"p99 {r['to_running_ms'].get('p99')} ms")
-            except Skip as e:
-                res["skipped"] = str(e)
-            except Exception as e:  # noqa: BLE001
-                res["j2"].append({"offered_rate": rate, "error": str(e)})
-                ctx.say(f"   failed: {e}")
-            finally:
-                if s:
-                    s.stop()
+                if "error" not in r:
+                    ctx.say(f"   submit->running p50 {r['to_running_ms'].get('p50')} ms, "
+                            f"p99 {r['to_running_ms'].get('p99')} ms")
+        except Skip as e:
+            res["skipped"] = str(e)
+            ctx.say(f"   skipped: {e}")
+            return
 
 
 def _cpu_text(r):
