@@ -97,6 +97,7 @@ class Taskcast:
         ingest, fanout, sync, jobs = procs.free_ports(4)
         self.jobs_ep = f"tcp://127.0.0.1:{jobs}"
         self.fanout_ep = f"tcp://127.0.0.1:{fanout}"
+        self.sync_ep = f"tcp://127.0.0.1:{sync}"
         args = [os.path.join(b, "taskcast-broker"), f"--ingest=tcp://127.0.0.1:{ingest}",
                 f"--fanout={self.fanout_ep}", f"--sync=tcp://127.0.0.1:{sync}",
                 f"--jobs={self.jobs_ep}", "--log-level=warn", "--max-queued=1000000"]
@@ -133,6 +134,16 @@ class Taskcast:
         if r.returncode != 0:
             raise RuntimeError(f"tc-jobs failed: {r.stderr.strip()[-300:]}")
         return _json_of(r.stdout, "tc-jobs")
+
+    def fsyncs(self):
+        """The broker's journal_fsyncs counter (taskcast-cli stats), or None
+        without a journal."""
+        r = subprocess.run([os.path.join(self.ctx.bin_dir, "taskcast-cli"), "stats",
+                            f"--sync={self.sync_ep}", "--log-level=error"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"taskcast-cli stats failed: {r.stderr.strip()[-300:]}")
+        return json.loads(r.stdout).get("journal_fsyncs")
 
     def stop(self):
         for p in reversed(self.procs):
@@ -223,10 +234,15 @@ def step(ctx, sysobj, tag, count, rate=0):
     """One measured run: warm-up, then count jobs; CPU of every process."""
     if ctx.p["warmup"]:
         sysobj.run(f"{tag}w", ctx.p["warmup"])
+    syncs = getattr(sysobj, "fsyncs", None)
+    s0 = syncs() if syncs else None
     before = procs.sample(sysobj.roots())
     r = sysobj.run(tag, count, rate)
     after = procs.sample(sysobj.roots())
     r["cpu"], r["cpu_total_pct"] = _cpu_rows(before, after, r)
+    s1 = syncs() if syncs else None
+    if s0 is not None and s1 is not None:
+        r["fsyncs"] = s1 - s0  # the broker's journal syncs during the step
     return r
 
 
@@ -283,8 +299,12 @@ def run_system(ctx, name, results):
 
 
 def _cpu_text(r):
-    return ", ".join(f"{c['name']}{'x' + str(c['procs']) if c['procs'] > 1 else ''} "
+    text = ", ".join(f"{c['name']}{'x' + str(c['procs']) if c['procs'] > 1 else ''} "
                      f"{c['cpu_pct']:.0f}%" for c in r.get("cpu", []))
+    text += f" (total {r['cpu_total_pct']:.0f}%)"
+    if "fsyncs" in r:
+        text += f"; {r['fsyncs']:,} journal syncs"
+    return text
 
 
 def summary(results, params):
@@ -307,8 +327,7 @@ def summary(results, params):
             d = r["to_done_ms"]
             lines.append(f"| {key} | {r['concurrency']} | {r['submitted']} | {r['succeeded']} | "
                          f"{r['jobs_per_s']:,.0f} | {ratio} | {d.get('p50', 0):.1f} / "
-                         f"{d.get('p99', 0):.1f} | {_cpu_text(r)} (total "
-                         f"{r['cpu_total_pct']:.0f}%) |")
+                         f"{d.get('p99', 0):.1f} | {_cpu_text(r)} |")
     lines += ["", "## J2: submit -> running at a fixed rate", "",
               "| system | jobs/s | jobs | succeeded | submit->running p50 / p99 / p99.9 ms | submit->done p50 / p99 ms | CPU (% of one core) |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -320,8 +339,7 @@ def summary(results, params):
             t, d = r["to_running_ms"], r["to_done_ms"]
             lines.append(f"| {key} | {r['offered_rate']:.0f} | {r['submitted']} | {r['succeeded']} | {t.get('p50', 0):.2f} / "
                          f"{t.get('p99', 0):.2f} / {t.get('p999', 0):.2f} | {d.get('p50', 0):.2f} / "
-                         f"{d.get('p99', 0):.2f} | {_cpu_text(r)} (total "
-                         f"{r['cpu_total_pct']:.0f}%) |")
+                         f"{d.get('p99', 0):.2f} | {_cpu_text(r)} |")
     lines += ["", "taskcast's submit -> running is the time until tc-jobs, subscribed to the "
               "broker's fanout, receives the task's `running` event; Celery's is the time "
               "until the task itself starts (it returns time.monotonic_ns()), which does not "
